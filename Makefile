@@ -1,0 +1,29 @@
+# `make demo` runs the main job, `make test` the test suite; both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export SVAE_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: demo test bench reference clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) benchmarks/sampling.py --repeats 5
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/sampling.py --json benchmarks/results/sampling.json
+	$(PY) benchmarks/special.py --json benchmarks/results/special.json
+
+reference: $(VENV)/.installed
+	$(PY) scripts/bessel_reference.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,77 @@
+"""JSON run records: one per result-producing command, written atomically.
+
+A record holds the command's config, its ``metrics`` (snake_case names), and where it came
+from: package versions, git SHA, machine and wall time. Tables in docs are generated from them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+import svae
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def provenance() -> dict:
+    """Versions, git SHA and machine: what a number needs to be traced back."""
+    versions = {"svae": svae.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    try:
+        import torch_geometric
+
+        versions["torch_geometric"] = torch_geometric.__version__
+    except ImportError:
+        pass
+    return {
+        "versions": versions,
+        "git_sha": git_sha(),
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads()},
+    }
+
+
+def write_record(path, *, command: str, config: dict, metrics: dict, wall_time: float, **extra) -> Path:
+    """Write one JSON record with ``metrics`` and provenance to ``path`` (atomically)."""
+    bad = [k for k in metrics if not k.replace("_", "").isalnum() or k != k.lower()]
+    if bad:
+        raise ValueError(f"metric names must be snake_case, got {bad}")
+    record = {"command": command, "config": config, "metrics": metrics, "wall_time": wall_time,
+              **extra, **provenance()}
+    return atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+
+
+def read_record(path) -> dict:
+    return json.loads(Path(path).read_text())

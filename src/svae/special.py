@@ -1,0 +1,257 @@
+r"""Modified Bessel functions of the first kind, in log space, in pure torch.
+
+Only what hyperspherical distributions need, for orders :math:`v \ge 0` and arguments
+:math:`x \ge 0`, on any device, batched, for every floating dtype, with analytic derivatives in ``x``. The computation runs in
+float64 whatever the input dtype (it is elementwise over a batch, so this costs little) and
+the result is rounded to the input's dtype; only on devices without float64 (Apple MPS) does
+it run in float32, with its own constants:
+
+* :func:`log_ive` :math:`= \log(I_v(x) e^{-x})`
+* :func:`log_ive_over_power` :math:`= \log(I_v(x) e^{-x} x^{-v})`, finite at ``x = 0``; the vMF
+  log-normaliser is built on it
+* :func:`iv_ratio` :math:`= I_v(x) / I_{v-1}(x)`
+
+Two regimes, chosen per element (see ``docs/numerics.md``):
+
+* :math:`r = \sqrt{v^2 + x^2} \ge r_0`: Olver's uniform (Debye) expansion
+  :math:`I_v(x) \sim e^{v\eta} (2\pi r)^{-1/2} \sum_k U_k(p) / v^k`, rewritten as
+  :math:`\sum_k r^{-k} P_k(p^2)` with :math:`p = v/r`, which stays valid down to ``v = 0``
+  (where it is Hankel's large-``x`` expansion).
+* :math:`r < r_0`: the power series :math:`I_v(x) = (x/2)^v/\Gamma(v+1) \sum_k
+  (x^2/4)^k / (k!\,(v+1)_k)`, a sum of positive terms.
+
+Ratios are never formed by subtracting two large logarithms: the leading Debye terms of
+consecutive orders are differenced analytically, so ``iv_ratio`` and its complement ``1 - R``
+keep full relative precision at any size of ``v`` and ``x``.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from functools import lru_cache
+
+import torch
+
+__all__ = ["log_ive", "log_ive_over_power", "iv_ratio", "iv_ratio_and_complement", "log_ive_over_power_and_ratio"]
+
+
+# Per precision: the Debye threshold r0, the number of Debye terms, and of power-series terms.
+# Chosen from measured errors against mpmath (scripts/bessel_reference.py, docs/numerics.md):
+# the truncation error of the Debye sum at r = r0 is below the precision's epsilon, and the
+# power series has converged at x = r0.
+_REGIMES = {
+    torch.float64: (30.0, 14, 50),
+    torch.float32: (12.0, 6, 22),
+}
+
+
+def _debye_coefficients(terms: int) -> list[list[Fraction]]:
+    """Rows k = 1..terms of the coefficients of P_k(q), where U_k(p) = p^k P_k(p^2).
+
+    Olver's polynomials follow U_0 = 1,
+    U_{k+1}(p) = p^2 (1 - p^2) U_k'(p) / 2 + (1/8) int_0^p (1 - 5 t^2) U_k(t) dt.
+    """
+    rows, u = [], [Fraction(1)]  # u[i] = coefficient of p^i in U_k
+    for k in range(1, terms + 1):
+        nxt = [Fraction(0)] * (len(u) + 3)
+        for i, c in enumerate(u):
+            if i:  # p^2 (1 - p^2) i c p^(i-1) / 2
+                nxt[i + 1] += i * c / 2
+                nxt[i + 3] -= i * c / 2
+            nxt[i + 1] += c / (8 * (i + 1))  # (1/8) int c t^i
+            nxt[i + 3] -= 5 * c / (8 * (i + 3))  # (1/8) int -5 c t^(i+2)
+        u = nxt
+        rows.append([u[k + 2 * j] for j in range(k + 1)])
+    return rows
+
+
+@lru_cache(maxsize=None)
+def _constants(dtype: torch.dtype, device: torch.device):
+    r0, debye_terms, series_terms = _REGIMES[dtype]
+    rows = _debye_coefficients(debye_terms)
+    coef = torch.zeros(debye_terms, debye_terms + 1, dtype=torch.float64)
+    for k, row in enumerate(rows):
+        coef[k, : len(row)] = torch.tensor([float(c) for c in row], dtype=torch.float64)
+    k = torch.arange(1, series_terms + 1, dtype=dtype, device=device)
+    return r0, coef.to(dtype=dtype, device=device), k
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float32 if x.device.type == "mps" else torch.float64
+
+
+def _debye_log_sum(nu, r, coef):
+    """log sum_k r^-k P_k((nu/r)^2), the correction factor of the Debye expansion.
+
+    All P_k at once by Horner's rule in q (small float64 GEMMs are slow and erratic on CPU),
+    then the powers of 1/r by a cumulative product.
+    """
+    t = r.reciprocal()
+    q = (nu * t).square().unsqueeze(-1)
+    poly = coef[:, -1].expand(*q.shape[:-1], -1)
+    for j in range(coef.shape[1] - 2, -1, -1):
+        poly = torch.addcmul(coef[:, j], poly, q)
+    powers = torch.cumprod(t.unsqueeze(-1).expand_as(poly), dim=-1)
+    return torch.log1p((powers * poly).sum(-1))
+
+
+def _debye_terms(v, x, coef):
+    """(log_ive_v, log_ive_over_power_v, log R_{v+1}) by the uniform expansion (r >= r0)."""
+    v1 = v + 1
+    r, r1 = torch.hypot(v, x), torch.hypot(v1, x)
+    log_sums = _debye_log_sum(torch.stack([v, v1]), torch.stack([r, r1]), coef)
+    common = v.square() / (r + x) - 0.5 * torch.log(2 * math.pi * r) + log_sums[0]
+    log_ive_v = common - v * torch.asinh(v / x)
+    log_over_power = common - v * torch.log(v + r)
+    # log I_{v+1} - log I_v with the leading terms differenced by hand:
+    # r1 - r = (2v+1)/(r1 + r) and asinh((v+1)/x) - asinh(v/x) = asinh((2v+1)/((v+1) r + v r1)).
+    two_v1 = 2 * v + 1
+    log_ratio = (
+        two_v1 / (r1 + r)
+        - torch.asinh(v1 / x)
+        - v * torch.asinh(two_v1 / (v1 * r + v * r1))
+        - 0.5 * torch.log1p(two_v1 / ((r1 + r) * r))
+        + (log_sums[1] - log_sums[0])
+    )
+    return log_ive_v, log_over_power, log_ratio
+
+
+def _series_terms(v, x, k):
+    """The same three values from the power series of I_v (r < r0, so x < r0)."""
+    v1 = v + 1
+    nu = torch.stack([v, v1]).unsqueeze(-1)
+    # sum_{k>=1} (x^2/4)^k / (k! (nu+1)_k), a sum of positive terms
+    tails = torch.cumprod((x.square() / 4).unsqueeze(-1) / (k * (nu + k)), dim=-1).sum(-1)
+    log_tails = torch.log1p(tails)
+    log_over_power = log_tails[0] - x - v * math.log(2) - torch.lgamma(v1)
+    log_ive_v = log_over_power + torch.xlogy(v, x)
+    log_ratio = torch.log(x / (2 * v1)) + log_tails[1] - log_tails[0]
+    return log_ive_v, log_over_power, log_ratio
+
+
+def _bessel_terms(v: torch.Tensor, x: torch.Tensor):
+    """Forward values (log_ive_v, log_ive_over_power_v, log R_{v+1}), R_{v+1} = I_{v+1}/I_v.
+
+    Each regime is evaluated on its own elements only.
+    """
+    r0, coef, k = _constants(x.dtype, x.device)
+    debye = torch.hypot(v, x) >= r0
+    if bool(debye.all()):
+        return _debye_terms(v, x, coef)
+    if not bool(debye.any()):
+        return _series_terms(v, x, k)
+    out = [torch.empty_like(x) for _ in range(3)]
+    for mask, values in ((debye, _debye_terms(v[debye], x[debye], coef)), (~debye, _series_terms(v[~debye], x[~debye], k))):
+        for o, value in zip(out, values):
+            o[mask] = value
+    return out
+
+
+class _Bessel(torch.autograd.Function):
+    """(v, x) -> (log_ive_v, log_ive_over_power_v, R_{v+1}, 1 - R_{v+1}) with analytic backward."""
+
+    @staticmethod
+    def forward(ctx, v, x):
+        ctx.set_materialize_grads(False)  # unused outputs give None, not 0 * inf at x = 0
+        log_ive_v, log_over_power, log_ratio = _bessel_terms(v, x)
+        ratio, complement = log_ratio.exp(), -torch.expm1(log_ratio)
+        ctx.save_for_backward(v, x, ratio, complement)
+        return log_ive_v, log_over_power, ratio, complement
+
+    @staticmethod
+    def backward(ctx, g_log_ive, g_log_over_power, g_ratio, g_complement):
+        v, x, ratio, complement = ctx.saved_tensors
+        positive = x > 0
+        safe_x = torch.where(positive, x, torch.ones_like(x))
+        grad = torch.zeros_like(x)
+        if g_log_ive is not None:
+            # d/dx log I_v = I_{v+1}/I_v + v/x; at x = 0 the limit is +inf for v > 0.
+            v_over_x = torch.where(positive, v / safe_x, torch.where(v > 0, math.inf, 0.0))
+            grad = grad + g_log_ive * (v_over_x - complement)
+        if g_log_over_power is not None:
+            grad = grad - g_log_over_power * complement
+        if g_ratio is not None or g_complement is not None:
+            # Riccati equation of R_{v+1}: R' = 1 - R^2 - (2v+1) R/x, R/x -> 1/(2v+2) at x = 0.
+            r_over_x = torch.where(positive, ratio / safe_x, 1 / (2 * v + 2))
+            d_ratio = complement * (1 + ratio) - (2 * v + 1) * r_over_x
+            if g_ratio is not None:
+                grad = grad + g_ratio * d_ratio
+            if g_complement is not None:
+                grad = grad - g_complement * d_ratio
+        return None, grad
+
+
+def _prepare(v, x, dtype=None):
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=torch.get_default_dtype())
+    if not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    dtype = dtype or _compute_dtype(x)
+    v = torch.as_tensor(v, dtype=dtype, device=x.device)
+    v, xc = torch.broadcast_tensors(v, x.to(dtype))
+    return v, xc, x.dtype
+
+
+def _apply(v, x, compute_dtype=None):
+    v, xc, out_dtype = _prepare(v, x, compute_dtype)
+    return [t.to(out_dtype) for t in _Bessel.apply(v, xc)]
+
+
+def log_ive(v, x: torch.Tensor) -> torch.Tensor:
+    r"""``log(I_v(x) * exp(-x))``, the log of the exponentially scaled modified Bessel function.
+
+    Args:
+        v: order(s) ``>= 0``, a number or a tensor broadcastable with ``x`` (not differentiated).
+        x: argument(s) ``>= 0``; ``x = 0`` gives the limit (``0`` for ``v = 0``, else ``-inf``).
+
+    Example:
+        >>> log_ive(0.5, torch.tensor([1.0]))  # log(sqrt(2/pi) sinh(1) e^-1)
+        tensor([-0.8577])
+    """
+    return _apply(v, x)[0]
+
+
+def log_ive_over_power(v, x: torch.Tensor) -> torch.Tensor:
+    r"""``log(I_v(x) * exp(-x) / x**v)``: smooth at ``x = 0``, where it is
+    ``-v log 2 - lgamma(v + 1)``. Its derivative is ``I_{v+1}(x)/I_v(x) - 1``.
+
+    The von Mises-Fisher log-normaliser is built on it, so that ``kappa -> 0`` needs no special case.
+    """
+    return _apply(v, x)[1]
+
+
+def iv_ratio_and_complement(v, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``(R, 1 - R)`` with ``R = I_v(x) / I_{v-1}(x)``, both to full relative precision, for ``v >= 1``.
+
+    The complement matters for large ``x``, where ``R -> 1`` and ``1 - R ~ (2v - 1)/(2x)``.
+    """
+    v_t = torch.as_tensor(v)
+    if bool((v_t < 1).any()):
+        raise ValueError(f"iv_ratio_and_complement: expected orders v >= 1, got {v!r}")
+    _, _, ratio, complement = _apply(v_t - 1, x)
+    return ratio, complement
+
+
+def iv_ratio(v, x: torch.Tensor) -> torch.Tensor:
+    r"""``I_v(x) / I_{v-1}(x)`` for ``v >= 0`` and ``x >= 0`` (at ``x = 0``: ``0``, or ``inf`` for ``v = 0``).
+
+    For ``v >= 1`` this is the ratio of the Debye/series evaluation at order ``v - 1``; for
+    ``0 <= v < 1`` it follows from ``R_v = x / (2v + x R_{v+1})`` (three-term recurrence).
+    The derivative in ``x`` is ``1 - R^2 - (2v - 1) R / x``.
+    """
+    v_t, xc, out_dtype = _prepare(v, x)
+    low = v_t < 1
+    base = torch.where(low, v_t, v_t - 1)
+    ratio_next = _Bessel.apply(base, xc)[2]  # R_{base+1}
+    from_recurrence = xc / (2 * v_t + xc * ratio_next)
+    from_recurrence = torch.where((xc == 0) & (v_t == 0), math.inf, from_recurrence)
+    return torch.where(low, from_recurrence, ratio_next).to(out_dtype)
+
+
+def log_ive_over_power_and_ratio(v, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""``(log_ive_over_power(v, x), R, 1 - R)`` with ``R = I_{v+1}(x) / I_v(x)``, from one evaluation.
+
+    Everything the von Mises-Fisher KL and entropy need (``v = m/2 - 1``, ``R = A_m``).
+    """
+    _, log_over_power, ratio, complement = _apply(v, x)
+    return log_over_power, ratio, complement
