@@ -68,10 +68,9 @@ def _debye_coefficients(terms: int) -> list[list[Fraction]]:
 @lru_cache(maxsize=None)
 def _constants(dtype: torch.dtype, device: torch.device):
     r0, debye_terms, series_terms = _REGIMES[dtype]
-    rows = _debye_coefficients(debye_terms)
-    coef = torch.zeros(debye_terms, debye_terms + 1, dtype=torch.float64)
-    for k, row in enumerate(rows):
-        coef[k, : len(row)] = torch.tensor([float(c) for c in row], dtype=torch.float64)
+    coef = torch.zeros(debye_terms + 1, debye_terms, dtype=torch.float64)  # [power of q, k - 1]
+    for k, row in enumerate(_debye_coefficients(debye_terms)):
+        coef[: len(row), k] = torch.tensor([float(c) for c in row], dtype=torch.float64)
     k = torch.arange(1, series_terms + 1, dtype=dtype, device=device)
     return r0, coef.to(dtype=dtype, device=device), k
 
@@ -83,16 +82,14 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 def _debye_log_sum(nu, r, coef):
     """log sum_k r^-k P_k((nu/r)^2), the correction factor of the Debye expansion.
 
-    All P_k at once by Horner's rule in q (small float64 GEMMs are slow and erratic on CPU),
-    then the powers of 1/r by a cumulative product.
+    coef[j, k] is the coefficient of q^j in P_{k+1}(q): the powers of q times coef give all P_k at once.
     """
-    t = r.reciprocal()
-    q = (nu * t).square().unsqueeze(-1)
-    poly = coef[:, -1].expand(*q.shape[:-1], -1)
-    for j in range(coef.shape[1] - 2, -1, -1):
-        poly = torch.addcmul(coef[:, j], poly, q)
-    powers = torch.cumprod(t.unsqueeze(-1).expand_as(poly), dim=-1)
-    return torch.log1p((powers * poly).sum(-1))
+    terms = coef.shape[1]
+    t = r.reciprocal().unsqueeze(-1)
+    q_powers = torch.cumprod((nu.unsqueeze(-1) * t).square().expand(*t.shape[:-1], terms), dim=-1)
+    poly = torch.addmm(coef[0], q_powers.reshape(-1, terms), coef[1:]).reshape(q_powers.shape)
+    t_powers = torch.cumprod(t.expand_as(poly), dim=-1)
+    return torch.log1p((t_powers * poly).sum(-1))
 
 
 def _debye_terms(v, x, coef):
@@ -138,13 +135,13 @@ def _bessel_terms(v: torch.Tensor, x: torch.Tensor):
     debye = torch.hypot(v, x) >= r0
     if bool(debye.all()):
         return _debye_terms(v, x, coef)
-    if not bool(debye.any()):
+    series = ~debye
+    if bool(series.all()):
         return _series_terms(v, x, k)
-    out = [torch.empty_like(x) for _ in range(3)]
-    for mask, values in ((debye, _debye_terms(v[debye], x[debye], coef)), (~debye, _series_terms(v[~debye], x[~debye], k))):
-        for o, value in zip(out, values):
-            o[mask] = value
-    return out
+    out = torch.empty((3,) + x.shape, dtype=x.dtype, device=x.device)
+    out[:, debye] = torch.stack(_debye_terms(v[debye], x[debye], coef))
+    out[:, series] = torch.stack(_series_terms(v[series], x[series], k))
+    return out.unbind()
 
 
 class _Bessel(torch.autograd.Function):

@@ -1,31 +1,31 @@
-"""Turn a sampled cosine omega = loc^T z into a point on the sphere, shared by vMF and Power Spherical."""
+"""Turn a sampled cosine w = loc^T z into a point on the sphere, shared by vMF and Power Spherical."""
 import torch
 
 
 def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: torch.Tensor) -> torch.Tensor:
-    r"""Return ``z`` on the sphere with ``loc^T z = w``, uniform in the orthogonal directions.
+    r"""Return ``z`` on the sphere with ``loc^T z = w``, uniform in the directions orthogonal to ``loc``.
 
     ``w`` is given as ``1 - w`` and ``1 + w`` so that ``sqrt(1 - w^2)`` keeps full precision when
-    ``w`` is close to +-1 (large concentrations). ``z' = (-s w, sqrt(1 - w^2) v)`` with ``v``
-    uniform on ``S^{m-2}`` is reflected by the Householder matrix of ``u = e_1 + s loc``,
-    ``s = sign(loc_1)``, which maps ``-s e_1`` to ``loc``; ``|u|^2 = 2 + 2|loc_1| >= 2`` never
-    degenerates, whatever ``loc`` is.
+    ``w`` is close to +-1 (large concentrations). The point ``z' = -s w e_1 + sqrt(1 - w^2) v``,
+    ``v`` uniform on the unit sphere orthogonal to ``e_1``, is reflected by the Householder matrix
+    ``H`` of ``u = e_1 + s loc``, ``s = sign(loc_1)``: ``H`` maps ``-s e_1`` to ``loc``, and
+    ``|u|^2 = 2 + 2|loc_1| >= 2`` never degenerates, whatever ``loc`` is (the classic
+    ``u = e_1 - loc`` vanishes at ``loc = e_1``). In closed form, with
+    ``d = loc^T v / (1 + |loc_1|)``: ``H z' = w loc + sqrt(1 - w^2) (v - d loc - s d e_1)``.
 
     Args:
         loc: ``(..., m)`` unit vectors, broadcastable to the shape of ``one_minus_w`` plus ``(m,)``.
         one_minus_w, one_plus_w: tensors of the sample's batch shape.
     """
     m = loc.shape[-1]
-    shape = one_minus_w.shape
-    loc = loc.expand(shape + (m,))
-    tangent = torch.randn(shape + (m - 1,), dtype=loc.dtype, device=loc.device)
-    tangent = tangent / torch.linalg.vector_norm(tangent, dim=-1, keepdim=True)
+    noise = torch.randn(one_minus_w.shape + (m,), dtype=loc.dtype, device=loc.device)
+    noise[..., 0] = 0
+    v = noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
     w = 0.5 * (one_plus_w - one_minus_w)
     # clamp: sqrt has an infinite derivative at 0, reached when a proposal lands exactly on a pole.
     sin_w = (one_minus_w * one_plus_w).clamp_min(torch.finfo(loc.dtype).tiny).sqrt()
-    sign = torch.where(loc[..., :1] >= 0, 1.0, -1.0).to(loc.dtype)
-    z = torch.cat([-sign * w.unsqueeze(-1), sin_w.unsqueeze(-1) * tangent], dim=-1)
-    u = sign * loc
-    u = torch.cat([u[..., :1] + 1, u[..., 1:]], dim=-1)
-    coef = 2 * (u * z).sum(-1, keepdim=True) / (u * u).sum(-1, keepdim=True)
-    return z - coef * u
+    loc_1 = loc[..., 0]
+    d = (loc * v).sum(-1) / (1 + loc_1.abs())
+    z = (w - sin_w * d).unsqueeze(-1) * loc + sin_w.unsqueeze(-1) * v
+    s_d = torch.where(loc_1 >= 0, d, -d)
+    return torch.select_scatter(z, z[..., 0] - sin_w * s_d, -1, 0)

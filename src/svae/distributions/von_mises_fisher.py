@@ -4,38 +4,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Chi2, Distribution, constraints
+from torch.distributions import Distribution, constraints
 
 from svae.distributions.constraints import sphere
 from svae.distributions.householder import rotate_from_pole
 from svae.distributions.hyperspherical_uniform import log_sphere_area
+from svae.distributions.wood import accepted_complements, envelope_b
 from svae.special import iv_ratio_and_complement, log_ive_over_power, log_ive_over_power_and_ratio
 
 __all__ = ["VonMisesFisher"]
-
-# Wood's envelope accepts at least 65 % of proposals for every (m, kappa): a first round of 2
-# proposals per sample leaves at most 12 % of samples, later rounds of 8 leave at most 2e-4 of
-# those, so 20 rounds fail with probability below 1e-70 unless a parameter is not finite.
-_FIRST_ROUND_PROPOSALS = 2
-_LATER_ROUND_PROPOSALS = 8
-_MAX_ROUNDS = 20
-
-
-def _symmetric_beta(alpha: float, shape, like: torch.Tensor):
-    """(eps, 1 - eps) with eps ~ Beta(alpha, alpha), both to full relative precision.
-
-    One chi-square and one normal instead of two gammas: with V ~ chi2(2 alpha), N ~ N(0, 1) and
-    S = sqrt(N^2 + V), 2 eps - 1 = N / S (the Student-t representation of a symmetric Beta), so
-    eps = (S + N) / 2S and 1 - eps = (S - N) / 2S = V / (2S (S + N)).
-    """
-    chi2 = Chi2(like.new_tensor(2 * alpha)).sample(shape)
-    normal = torch.randn(shape, dtype=like.dtype, device=like.device)
-    s = torch.sqrt(normal.square() + chi2)
-    large = (s + normal.abs()) / (2 * s)
-    small = chi2 / (2 * s * (s + normal.abs()))
-    positive = normal > 0
-    return torch.where(positive, large, small), torch.where(positive, small, large)
-
 
 def _as_parameters(loc, concentration):
     loc = torch.as_tensor(loc)
@@ -168,11 +145,6 @@ class VonMisesFisher(Distribution):
 
     # --- sampling --------------------------------------------------------------------------------
 
-    def _envelope_b(self, kappa: torch.Tensor) -> torch.Tensor:
-        """Wood's b = (m-1) / (2k + sqrt(4k^2 + (m-1)^2)), the form without cancellation."""
-        m1 = self.dim - 1
-        return m1 / (2 * kappa + torch.hypot(2 * kappa, kappa.new_tensor(float(m1))))
-
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)[:-1]
         kappa = self.concentration.expand(shape)
@@ -180,12 +152,12 @@ class VonMisesFisher(Distribution):
             one_minus_w = self._inverse_cdf_one_minus_w(kappa)
             one_plus_w = 2 - one_minus_w
         else:
-            # w = h(eps, b) = (1 - (1+b) eps) / (1 - (1-b) eps), in its two complements.
-            b = self._envelope_b(kappa)
-            eps, eps_complement = self._accepted_proposals(b.detach())
-            denom = 1 - (1 - b) * eps
-            one_minus_w = 2 * b * eps / denom
-            one_plus_w = 2 * eps_complement / denom
+            # w = h(eps, b) with the accepted eps held fixed: the pathwise gradient flows through b.
+            b = envelope_b(kappa, self.dim)
+            p, q = accepted_complements(b.detach(), self.dim)
+            denom = q + b * p
+            one_minus_w = 2 * b * p / denom
+            one_plus_w = 2 * q / denom
         return rotate_from_pole(self.loc, one_minus_w, one_plus_w)
 
     def _inverse_cdf_one_minus_w(self, kappa: torch.Tensor) -> torch.Tensor:
@@ -196,39 +168,6 @@ class VonMisesFisher(Distribution):
         safe = torch.where(small, torch.ones_like(kappa), kappa)
         exact = -torch.log1p((1 - u) * torch.expm1(-2 * safe)) / safe
         return torch.where(small, 2 * (1 - u) * (1 - kappa * u), exact)
-
-    @torch.no_grad()
-    def _accepted_proposals(self, b: torch.Tensor):
-        """Accepted eps ~ Beta((m-1)/2, (m-1)/2) of Wood's rejection sampler, and 1 - eps.
-
-        A proposal is accepted when (m-1) (log s - s + 1) >= log u, with
-        s = (1 + b) / (2 (1 - (1 - b) eps)): Wood's test with ab = (m-1)(1+b)/4 substituted,
-        which leaves no cancellation between terms of size m.
-        """
-        m1 = self.dim - 1
-        flat_b = b.reshape(-1)
-        n = flat_b.numel()
-        eps = torch.empty(2, n, dtype=b.dtype, device=b.device)
-        pending = torch.arange(n, device=b.device)
-        proposals = _FIRST_ROUND_PROPOSALS
-        for _ in range(_MAX_ROUNDS):
-            bb = flat_b[pending].unsqueeze(-1)
-            e, e_c = _symmetric_beta(0.5 * m1, (pending.numel(), proposals), b)
-            y = (1 - bb) * (e - e_c) / (2 * (1 - (1 - bb) * e))
-            log_u = torch.log(1 - torch.rand_like(y))
-            accept = m1 * (torch.log1p(y) - y) >= log_u
-            first = accept.to(torch.uint8).argmax(-1, keepdim=True)
-            done = accept.any(-1)
-            eps[:, pending[done]] = torch.stack([e.gather(-1, first), e_c.gather(-1, first)])[:, done, 0]
-            pending = pending[~done]
-            if pending.numel() == 0:
-                return eps[0].reshape(b.shape), eps[1].reshape(b.shape)
-            proposals = _LATER_ROUND_PROPOSALS
-        raise RuntimeError(
-            f"VonMisesFisher.rsample: {pending.numel()} of {n} samples had no accepted proposal "
-            f"after {_MAX_ROUNDS} rounds; this happens only for non-finite parameters "
-            f"(concentration values: {self.concentration.reshape(-1)[:5].tolist()}...)"
-        )
 
     def rejection_log_weight(self, value: torch.Tensor) -> torch.Tensor:
         r"""``log(g(w) / r(w))`` at the accepted proposal that produced ``value``, differentiable in
@@ -254,7 +193,7 @@ class VonMisesFisher(Distribution):
         loc = self.loc.detach()
         one_minus_w = 0.5 * (value - loc).square().sum(-1)
         one_plus_w = 0.5 * (value + loc).square().sum(-1)
-        b = self._envelope_b(kappa)
+        b = envelope_b(kappa, self.dim)
         b0 = b.detach()
         eps = one_minus_w / (one_minus_w + b0 * one_plus_w)  # the proposal: h(eps, b0) = w
         denom = 1 - (1 - b) * eps

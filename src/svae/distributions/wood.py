@@ -1,0 +1,87 @@
+r"""Wood's (1994) rejection sampler for the cosine :math:`\omega = \mu^T z` of a vMF (after Ulrich 1984).
+
+The target is :math:`g(\omega) \propto e^{\kappa\omega} (1 - \omega^2)^{(m-3)/2}`. Proposals are
+:math:`\omega = h(\varepsilon, b) = (1 - (1+b)\varepsilon)/(1 - (1-b)\varepsilon)` with
+:math:`\varepsilon \sim \mathrm{Beta}((m-1)/2, (m-1)/2)`. Everything here is written in terms of
+the two complements :math:`P \propto \varepsilon` and :math:`M \propto 1 - \varepsilon`, which are
+drawn to full relative precision, so that :math:`1 \mp \omega` never suffer cancellation:
+
+.. math::
+    1 - \omega = \frac{2bP}{M + bP}, \qquad 1 + \omega = \frac{2M}{M + bP}.
+"""
+from __future__ import annotations
+
+import torch
+
+# Wood's envelope accepts at least 65.7 % of proposals for every (m, kappa) (0.66 for m = 2 at
+# large kappa, 0.70 for m >= 10 at kappa >> m, -> 1 for kappa << m). A round draws several
+# proposals per pending sample; later rounds take 8, leaving at most 0.343^8 = 2e-4 of the
+# pending samples each, so _MAX_ROUNDS rounds fail only for non-finite parameters.
+_PROPOSAL_BUDGET = 4096
+_MAX_PROPOSALS = 8
+_MAX_ROUNDS = 20
+
+
+def envelope_b(kappa: torch.Tensor, m: int) -> torch.Tensor:
+    """Wood's b = (m-1) / (2 kappa + sqrt(4 kappa^2 + (m-1)^2)): the form without cancellation.
+
+    The textbook (-2 kappa + sqrt(4 kappa^2 + (m-1)^2)) / (m-1) is 0 in float32 for large kappa.
+    """
+    return (m - 1) / (2 * kappa + torch.hypot(2 * kappa, kappa.new_tensor(float(m - 1))))
+
+
+def _proposals(b: torch.Tensor, m: int, count: int):
+    """``count`` proposals per entry of ``b``: the complements (P, M) and the log acceptance ratio.
+
+    eps ~ Beta(a, a), a = (m-1)/2, from one chi-square V ~ chi2(m-1) and one normal N (the
+    Student-t representation of a symmetric Beta): with S = sqrt(N^2 + V), 2 eps - 1 = N/S, so
+    P = S + N = 2 S eps and M = S - N = 2 S (1 - eps), the smaller of the two taken as V / (larger).
+    Wood's test (m-1) log t - t + d >= log u becomes (m-1) (log1p(y) - y) >= log u with
+    y = (1-b)(2 eps - 1) / (2 (1 - (1-b) eps)) = (1-b)(P - M) / (2 (M + bP)), because
+    ab = (m-1)(1+b)/4 exactly: no cancellation between terms of size m.
+    """
+    shape = b.shape + (count,)
+    b = b.unsqueeze(-1)
+    chi2 = 2 * torch._standard_gamma(b.new_full(shape, 0.5 * (m - 1)))
+    normal = torch.randn(shape, dtype=b.dtype, device=b.device)
+    larger = torch.sqrt(normal.square() + chi2) + normal.abs()
+    smaller = chi2 / larger
+    positive = normal >= 0
+    p, q = torch.where(positive, larger, smaller), torch.where(positive, smaller, larger)
+    y = (1 - b) * (p - q) / (2 * (q + b * p))
+    log_u = -torch.empty_like(y).exponential_()
+    accept = (m - 1) * (torch.log1p(y) - y) >= log_u
+    return p, q, accept
+
+
+def _first_accepted(p, q, accept):
+    first = accept.to(torch.uint8).argmax(-1, keepdim=True)
+    return p.gather(-1, first).squeeze(-1), q.gather(-1, first).squeeze(-1), accept.any(-1)
+
+
+@torch.no_grad()
+def accepted_complements(b: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, M) of the first accepted proposal for every entry of ``b`` (no gradient).
+
+    All entries at once: the first round draws min(8, max(2, 4096 / n)) proposals per entry (small
+    batches pay a fixed cost per round, so they draw more and almost never need a second one);
+    later rounds redraw only for the entries still pending. Raises RuntimeError rather than
+    return an unaccepted proposal.
+    """
+    count = min(_MAX_PROPOSALS, max(2, _PROPOSAL_BUDGET // max(b.numel(), 1)))
+    p, q, done = _first_accepted(*_proposals(b, m, count))
+    if bool(done.all()):
+        return p, q
+    p, q, done, flat_b = p.reshape(-1), q.reshape(-1), done.reshape(-1), b.reshape(-1)
+    pending = (~done).nonzero().squeeze(-1)
+    for _ in range(_MAX_ROUNDS - 1):
+        new_p, new_q, new_done = _first_accepted(*_proposals(flat_b[pending], m, _MAX_PROPOSALS))
+        p[pending[new_done]], q[pending[new_done]] = new_p[new_done], new_q[new_done]
+        pending = pending[~new_done]
+        if pending.numel() == 0:
+            return p.reshape(b.shape), q.reshape(b.shape)
+    raise RuntimeError(
+        f"VonMisesFisher.rsample: {pending.numel()} of {b.numel()} samples had no accepted proposal "
+        f"after {_MAX_ROUNDS} rounds; this happens only for non-finite parameters "
+        f"(envelope b of the first pending samples: {flat_b[pending[:5]].tolist()})"
+    )
