@@ -67,7 +67,7 @@ def test_kl_vmf_uniform_against_mpmath(dtype):
         # Terms of size |lgamma(m/2)| + 1 cancel when the KL is small (kappa -> 0): absolute
         # rounding error of a few eps times that size.
         scale = abs(math.lgamma(m / 2)) + math.log(kappa + 1) + 1
-        assert abs(kl.item() - ref) <= 1e-12 * abs(ref) + 16 * eps * scale, (m, kappa, kl.item(), ref)
+        assert abs(kl.detach().item() - ref) <= 1e-12 * abs(ref) + 16 * eps * scale, (m, kappa, kl.detach().item(), ref)
         # kappa A' is a difference of two terms of size m - 1 whose result is (m-1)/(2 kappa):
         # relative rounding error of about eps * (1 + 2 kappa).
         tol = 1e-10 * abs(ref_grad) + 16 * eps * (m + 2 * kappa * abs(ref_grad))

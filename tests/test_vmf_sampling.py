@@ -125,3 +125,11 @@ def test_batched_parameters_sample_independently():
     for j, k in enumerate(kappas.tolist()):
         a, a_prime = mean_length(6, k)
         assert abs(float(w[:, j].mean()) - a) < 5 * math.sqrt(a_prime / 20000)
+
+
+def test_sampler_raises_instead_of_returning_garbage():
+    # Without validation a NaN concentration reaches the sampler: no proposal is ever accepted.
+    q = VonMisesFisher(unit(5, torch.float64), torch.tensor([1.0, float("nan")], dtype=torch.float64),
+                       validate_args=False)
+    with pytest.raises(RuntimeError, match="1 of 2 samples had no accepted proposal after 20 rounds"):
+        q.rsample()

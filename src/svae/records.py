@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -49,12 +50,11 @@ def git_sha() -> str | None:
 def provenance() -> dict:
     """Versions, git SHA and machine: what a number needs to be traced back."""
     versions = {"svae": svae.__version__, "torch": torch.__version__, "python": platform.python_version()}
-    try:
-        import torch_geometric
-
-        versions["torch_geometric"] = torch_geometric.__version__
-    except ImportError:
-        pass
+    for package in ("torch_geometric", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
     return {
         "versions": versions,
         "git_sha": git_sha(),

@@ -1,0 +1,1 @@
+"""Data sets: where they live (store), and one loader per data set."""

@@ -1,0 +1,56 @@
+"""Conventions every command follows: data directory resolution, JSON records, the CLI."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from svae.data.store import resolve_data_dir
+from svae.records import atomic_write_text, read_record, write_record
+
+
+def test_data_dir_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("SVAE_DATA_DIR", str(tmp_path / "env"))
+    assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert resolve_data_dir(None) == tmp_path / "env"
+    monkeypatch.delenv("SVAE_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert resolve_data_dir(None) == tmp_path / "cache" / "svae"
+
+
+def test_record_has_metrics_and_provenance(tmp_path):
+    path = write_record(tmp_path / "r" / "run.json", command="x", config={"a": 1},
+                        metrics={"test_auc": 0.9}, wall_time=1.5)
+    record = read_record(path)
+    assert record["metrics"] == {"test_auc": 0.9}
+    assert {"versions", "git_sha", "machine", "wall_time", "config"} <= set(record)
+    assert record["versions"]["torch"]
+
+
+def test_metric_names_must_be_snake_case(tmp_path):
+    with pytest.raises(ValueError, match="snake_case"):
+        write_record(tmp_path / "run.json", command="x", config={}, metrics={"testAUC": 1.0}, wall_time=0)
+
+
+def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "out.json"
+    atomic_write_text(path, "old")
+
+    def fail(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", fail)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_cli_info_and_version():
+    out = subprocess.run([sys.executable, "-m", "svae.cli", "info", "--data-dir", "/somewhere"],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["data_dir"] == "/somewhere"
+    script = Path(sys.executable).with_name("svae")  # the console script installed with the package
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("svae ")
