@@ -15,8 +15,11 @@ def test_data_dir_order(monkeypatch, tmp_path):
     assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
     assert resolve_data_dir(None) == tmp_path / "env"
     monkeypatch.delenv("SVAE_DATA_DIR")
+    monkeypatch.delenv("SVAE_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert resolve_data_dir(None) == tmp_path / "cache" / "svae"
+    assert resolve_data_dir(None) == tmp_path / "cache" / "svae"  # the cache doubles as data directory
+    monkeypatch.setenv("SVAE_CACHE_DIR", str(tmp_path / "mine"))
+    assert resolve_data_dir(None) == tmp_path / "mine"
 
 
 def test_record_has_metrics_and_provenance(tmp_path):

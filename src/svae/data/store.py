@@ -1,25 +1,118 @@
 """Where data lives: a read-only mirror, a writable cache, and verified downloads.
 
-The data directory comes from, in order: an explicit argument (``--data-dir``), the environment
-variable ``SVAE_DATA_DIR``, and a per-user cache (``$XDG_CACHE_HOME/svae`` or ``~/.cache/svae``).
+Two places:
+
+* the **data directory** (a mirror of the public files, possibly read-only) comes from an
+  explicit argument (``--data-dir``), else ``$SVAE_DATA_DIR``, else the cache below;
+* the **cache** (always writable: copies, downloads, processed files) is ``$SVAE_CACHE_DIR``,
+  else ``$XDG_CACHE_HOME/svae``, else ``~/.cache/svae``.
+
+:func:`fetch` puts a verified copy of a file into the cache: from the cache itself, else from the
+mirror (never written to), else from a download. Every file is checked against its SHA-256; a
+mismatch is an error naming the file, never a silent retry.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable
 
-ENV_VAR = "SVAE_DATA_DIR"
+DATA_DIR_ENV = "SVAE_DATA_DIR"
+CACHE_DIR_ENV = "SVAE_CACHE_DIR"
+
+
+class ChecksumError(RuntimeError):
+    """A data file does not have the content it should: truncated, corrupt or another version."""
 
 
 def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "svae"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data directory: ``data_dir`` if given, else ``$SVAE_DATA_DIR``, else the per-user cache."""
+    """The data directory: ``data_dir`` if given, else ``$SVAE_DATA_DIR``, else the cache."""
     if data_dir:
         return Path(data_dir).expanduser()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
     return default_cache_dir()
+
+
+def sha256(path: Path, *, gunzip: bool = False) -> str:
+    """SHA-256 of a file's content (of the decompressed content with ``gunzip``)."""
+    digest = hashlib.sha256()
+    opener = gzip.open if gunzip else open
+    try:
+        with opener(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, EOFError) as error:  # truncated or not gzip at all
+        raise ChecksumError(f"{path}: cannot be read ({error}); delete it to fetch it again") from None
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: str, *, gunzip: bool = False) -> Path:
+    actual = sha256(path, gunzip=gunzip)
+    if actual != expected:
+        what = "decompressed content" if gunzip else "content"
+        raise ChecksumError(
+            f"{path}: SHA-256 of its {what} is {actual}, expected {expected} (truncated, corrupt or a "
+            f"different version); delete it to fetch it again"
+        )
+    return path
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fetch(
+    relative: str,
+    expected_sha256: str,
+    *,
+    data_dir: Path,
+    cache_dir: Path,
+    download: Callable[[Path], None] | None = None,
+    gunzip_checksum: bool = False,
+) -> Path:
+    """A verified copy of ``relative`` in ``cache_dir``.
+
+    Looked for in the cache, then in the mirror ``data_dir`` (copied, never written to), then
+    obtained by ``download(path)``, which must write the file to ``path``.
+    """
+    target = cache_dir / relative
+    if target.exists():
+        return verify(target, expected_sha256, gunzip=gunzip_checksum)
+    source = data_dir / relative
+    if source.exists() and source.resolve() != target.resolve():
+        verify(source, expected_sha256, gunzip=gunzip_checksum)
+        _copy_atomically(source, target)
+        return target
+    if download is None:
+        raise FileNotFoundError(f"{relative}: not in the cache {cache_dir} nor in the data directory {data_dir}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".download")
+    os.close(fd)
+    try:
+        download(Path(tmp))
+        verify(Path(tmp), expected_sha256, gunzip=gunzip_checksum)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

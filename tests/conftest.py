@@ -1,0 +1,28 @@
+"""Shared fixtures: the read-only data mirror and a per-session writable cache."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Training code constructs distributions with validate_args=False; tests keep torch's default.
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The data mirror: $SVAE_DATA_DIR (set by make test and .ci/run), else ../shared/data."""
+    path = Path(os.environ.get("SVAE_DATA_DIR") or REPO.parent / "shared" / "data")
+    assert (path / "planetoid").is_dir() and (path / "mnist").is_dir(), f"data mirror not found at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    """A writable cache shared by the tests of one session (processed data sets are reused)."""
+    return tmp_path_factory.mktemp("svae-cache")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
