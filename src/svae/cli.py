@@ -56,7 +56,7 @@ def _linkpred(args) -> int:
           f"{record['wall_time']:.1f} s)")
     if args.json:
         path = write_record(args.json, command="svae linkpred", config=asdict(config), metrics=m,
-                            wall_time=record["wall_time"], curve=record["curve"])
+                            wall_time=record["wall_time"], curve=record["curve"], test_scores=record["test_scores"])
         print(f"record written to {path}")
     return 0
 
@@ -79,6 +79,55 @@ def _reproduce(args) -> int:
     return 0
 
 
+def _demo(args) -> int:
+    from svae.experiments.circle import CircleConfig, demo
+
+    torch.distributions.Distribution.set_default_validate_args(False)
+    options = {"epochs": args.epochs} if args.epochs else {}
+    if args.quick:  # a reduced run (the test suite's): fewer points, fewer epochs
+        options = {"n_train": 600, "n_val": 200, "n_test": 300, "epochs": 3, "ll_samples": 20, **options}
+    try:
+        config = CircleConfig(seed=args.seed, **options)
+    except ValueError as error:
+        args.parser.error(str(error))
+    demo(config, args.out, json_path=args.json)
+    return 0
+
+
+def _plot(args) -> int:
+    from pathlib import Path
+
+    from svae import plots
+    from svae.records import read_record
+
+    figures = []
+    for source in args.records:
+        record = read_record(source)
+        out = Path(args.out) if args.out and len(args.records) == 1 else Path(source).with_suffix(f".{args.kind}.{args.format}")
+        try:
+            if args.kind == "curves":
+                figures.append(plots.learning_curves(record, out))
+            elif args.kind == "latent":
+                if "codes" not in record or "labels" not in record:
+                    raise ValueError("the record has no 'codes' and 'labels' (written by svae demo and svae mnist)")
+                codes = record["codes"]
+                if isinstance(codes, dict):  # several models: one panel each
+                    figures.append(plots.latent_spaces(codes, record["labels"], out))
+                else:
+                    figures.append(plots.sphere_latents(codes, record["labels"], out))
+            else:
+                scores = record.get("test_scores")
+                if not scores:
+                    raise ValueError("the record has no 'test_scores' (written by svae linkpred)")
+                name = "{dataset} {latent} seed {seed}".format(**record["config"])
+                figures.append(plots.roc_curves({name: (scores["pos"], scores["neg"])}, out))
+        except ValueError as error:
+            args.parser.error(f"{source}: {error}")
+    for figure in figures:
+        print(f"figure written to {figure}")
+    return 0
+
+
 def add_cache_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="writable cache (default: $SVAE_CACHE_DIR, else ~/.cache/svae)")
@@ -91,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="versions, devices and the data directory in use")
     add_data_dir(info)
     info.set_defaults(run=_info)
+
+    dm = commands.add_parser("demo", help="the synthetic circle experiment: five latent spaces compared (Figure 1)")
+    dm.add_argument("--out", default="demo", help="directory for latent_spaces.png and demo.json (default demo/)")
+    dm.add_argument("--epochs", type=int, help="training epochs per model (default 60)")
+    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--quick", action="store_true", help="a reduced run of a few seconds")
+    add_json(dm)
+    dm.set_defaults(run=_demo, parser=dm)
 
     lp = commands.add_parser("linkpred", help="link prediction with a variational graph auto-encoder (Table 4)")
     lp.add_argument("--dataset", required=True, choices=["cora", "citeseer", "pubmed"])
@@ -113,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_dir(lp)
     add_json(lp)
     lp.set_defaults(run=_linkpred, parser=lp)
+
+    pl = commands.add_parser("plot", help="figures from JSON records: learning curves, latent spaces, ROC curves")
+    pl.add_argument("kind", choices=["curves", "latent", "roc"])
+    pl.add_argument("records", nargs="+", help="JSON records written with --json or by reproduce/demo")
+    pl.add_argument("--out", help="figure path (one record only; default: next to the record)")
+    pl.add_argument("--format", choices=["png", "svg"], default="png")
+    pl.set_defaults(run=_plot, parser=pl)
 
     rep = commands.add_parser("reproduce", help="run a paper table's whole grid (resumable) and write it")
     rep.add_argument("experiment", choices=["linkpred"])

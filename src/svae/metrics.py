@@ -43,3 +43,58 @@ def average_precision(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> flo
     precision = tp / (torch.nonzero(last).squeeze(-1) + 1).double()
     recall_step = torch.diff(tp, prepend=tp.new_zeros(1)) / pos.numel()
     return float((recall_step * precision).sum())
+
+
+def knn_accuracy(train_codes: torch.Tensor, train_labels: torch.Tensor, test_codes: torch.Tensor,
+                 test_labels: torch.Tensor, *, k: int = 5, metric: str = "euclidean", chunk: int = 2048) -> float:
+    """Accuracy of a k-nearest-neighbour majority vote (ties: the smallest label), in chunks of test points.
+
+    ``metric`` is ``euclidean`` or ``cosine`` (1 - cosine similarity: for codes on the sphere).
+    """
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+    if not 1 <= k <= len(train_codes):
+        raise ValueError(f"k must be in [1, {len(train_codes)}] (the number of labelled points), got {k}")
+    train_codes, test_codes = train_codes.double(), test_codes.double()
+    if metric == "cosine":
+        train_codes = torch.nn.functional.normalize(train_codes, dim=-1)
+        test_codes = torch.nn.functional.normalize(test_codes, dim=-1)
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    correct = 0
+    for start in range(0, len(test_codes), chunk):
+        distances = torch.cdist(test_codes[start:start + chunk], train_codes)
+        neighbours = distances.topk(k, largest=False).indices
+        votes = torch.nn.functional.one_hot(train_labels[neighbours], num_classes).sum(1)
+        correct += (votes.argmax(-1) == test_labels[start:start + chunk]).sum().item()
+    return correct / len(test_codes)
+
+
+def circular_alignment(true_angle: torch.Tensor, codes: torch.Tensor) -> float:
+    """How well the angle of 2-d codes follows a true angle, up to rotation and reflection.
+
+    max over s = +1, -1 of |mean exp(i (phi - s theta))|, phi the angle of each code: 1 when
+    phi = +-theta + c for a constant c, about 0 when phi is unrelated to theta.
+    """
+    if codes.shape[-1] != 2:
+        raise ValueError(f"codes must be 2-dimensional, got shape {tuple(codes.shape)}")
+    phi = torch.atan2(codes[:, 1].double(), codes[:, 0].double())
+    theta = true_angle.double()
+    return max(torch.polar(torch.ones_like(phi), phi - s * theta).mean().abs().item() for s in (1, -1))
+
+
+def neighbourhood_preservation(true_points: torch.Tensor, codes: torch.Tensor, *, k: int = 10) -> float:
+    """Mean fraction of each point's k nearest neighbours (true latent space) that are also among its
+    k nearest neighbours in code space: 1 when the codes keep the local structure, about k/n when
+    unrelated. Invariant to rotations, reflections and scale of the codes."""
+    n = len(codes)
+    if not 1 <= k < n:
+        raise ValueError(f"k must be in [1, {n - 1}], got {k}")
+
+    def neighbours(points):
+        distances = torch.cdist(points.double(), points.double())
+        distances.fill_diagonal_(float("inf"))
+        return distances.topk(k, largest=False).indices
+
+    true_nn, code_nn = neighbours(true_points), neighbours(codes)
+    shared = (true_nn.unsqueeze(-1) == code_nn.unsqueeze(-2)).any(-1).sum()
+    return shared.item() / (n * k)

@@ -139,9 +139,20 @@ def run(config: LinkPredConfig, *, data_dir=None, cache_dir=None, progress: bool
         bar.set_postfix(loss=f"{parts['loss']:.4f}", val_auc=f"{val_auc:.4f}", best=f"{best['val_auc']:.4f}")
     model.load_state_dict(best["state"])
     test_auc, test_ap = evaluate(model, data, "test")
+    scores = test_scores(model, data)
     metrics = {"test_auc": test_auc, "test_ap": test_ap, "val_auc": best["val_auc"], "val_ap": best["val_ap"],
                "best_epoch": best["epoch"]}
-    return {"config": asdict(config), "metrics": metrics, "curve": curve, "wall_time": time.time() - start}
+    return {"config": asdict(config), "metrics": metrics, "curve": curve, "test_scores": scores,
+            "wall_time": time.time() - start}
+
+
+@torch.no_grad()
+def test_scores(model: VariationalGAE, data: LinkPredData) -> dict:
+    """Decoder logits of the test edges and non-edges (for ROC curves)."""
+    model.eval()
+    z = model.embed(data.x, data.train_edge_index)
+    return {part: model.decoder.logits(z, getattr(data.split, f"test_{part}").to(z.device)).tolist()
+            for part in ("pos", "neg")}
 
 
 # --- the paper's table: every data set x latent family x seed, resumable ---------------------------
@@ -171,7 +182,7 @@ def _run_and_write(task) -> str:
     record = run(config, data_dir=data_dir, cache_dir=cache_dir, progress=False)
     path = record_path(out_dir, config)
     write_record(path, command="svae reproduce linkpred", config=record["config"], metrics=record["metrics"],
-                 wall_time=record["wall_time"], curve=record["curve"])
+                 wall_time=record["wall_time"], curve=record["curve"], test_scores=record["test_scores"])
     return str(path)
 
 

@@ -11,11 +11,14 @@ with ``d = 10`` (codes in ``R^11``) have equally many latent dimensions, as in t
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from svae.distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher
+from svae.distributions.hyperspherical_uniform import log_sphere_area
 
 FAMILIES = ("normal", "vmf", "power")
 
@@ -41,6 +44,10 @@ class LatentFamily:
 
     def point(self, q: Distribution) -> torch.Tensor:
         """The deterministic code of a posterior (used for evaluation): the mean or the mode."""
+        raise NotImplementedError
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) under the prior, one value per code."""
         raise NotImplementedError
 
     def rejection_log_weight(self, q: Distribution, z: torch.Tensor) -> torch.Tensor | None:
@@ -77,6 +84,9 @@ class NormalLatent(LatentFamily):
     def point(self, q):
         return q.base_dist.loc
 
+    def prior_log_prob(self, z):
+        return -0.5 * (z.square() + math.log(2 * math.pi)).sum(-1)
+
 
 class _SphericalLatent(LatentFamily):
     """Mean direction ``normalize(raw[..., :d+1])`` and concentration ``softplus(raw[..., -1]) + 1``
@@ -100,6 +110,9 @@ class _SphericalLatent(LatentFamily):
 
     def point(self, q):
         return q.loc
+
+    def prior_log_prob(self, z):
+        return z.new_full(z.shape[:-1], -log_sphere_area(self.code_dim))
 
 
 class VonMisesFisherLatent(_SphericalLatent):
