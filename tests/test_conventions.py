@@ -57,3 +57,23 @@ def test_cli_info_and_version():
     script = Path(sys.executable).with_name("svae")  # the console script installed with the package
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("svae ")
+
+
+def test_cache_files_are_hashed_once_and_rechecked_when_changed(tmp_path, monkeypatch):
+    import hashlib
+
+    from svae.data import store
+
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "f.bin").write_bytes(b"payload")
+    digest = hashlib.sha256(b"payload").hexdigest()
+    path = store.fetch("f.bin", digest, data_dir=tmp_path / "mirror", cache_dir=tmp_path / "cache")
+    calls = []
+    monkeypatch.setattr(store, "sha256", lambda p, gunzip=False: calls.append(p) or digest)
+    store.fetch("f.bin", digest, data_dir=tmp_path / "mirror", cache_dir=tmp_path / "cache")
+    store.fetch("f.bin", digest, data_dir=tmp_path / "mirror", cache_dir=tmp_path / "cache")
+    assert len(calls) == 1  # the first fetch from the cache stamps the file, the second trusts the stamp
+    monkeypatch.undo()
+    path.write_bytes(b"tampered")
+    with pytest.raises(store.ChecksumError, match="f.bin: SHA-256"):
+        store.fetch("f.bin", digest, data_dir=tmp_path / "mirror", cache_dir=tmp_path / "cache")

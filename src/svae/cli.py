@@ -67,15 +67,46 @@ LINKPRED_FLAGS = ("epochs", "lr", "hidden", "latent_dim", "dropout", "loss", "co
 
 def _reproduce(args) -> int:
     torch.distributions.Distribution.set_default_validate_args(False)
+    if args.seeds is not None and args.seeds < 1 or args.jobs < 1:
+        args.parser.error("--seeds and --jobs must be >= 1")
     if args.experiment == "linkpred":
         from svae.experiments.linkpred import reproduce
 
-        if args.seeds < 1 or args.jobs < 1:
-            args.parser.error("--seeds and --jobs must be >= 1")
-        table = reproduce(seeds=args.seeds, jobs=args.jobs, out_dir=args.out, table=args.table,
-                          data_dir=args.data_dir, cache_dir=args.cache_dir)
-        print(table)
-        print(f"table written to {args.table}")
+        table = reproduce(seeds=args.seeds or 10, jobs=args.jobs, out_dir=args.out or "results/linkpred",
+                          table=args.table or "results/linkpred.md", data_dir=args.data_dir, cache_dir=args.cache_dir)
+    else:
+        from svae.experiments.mnist import reproduce
+
+        table = reproduce(profile=args.profile, seeds=args.seeds or 1, jobs=args.jobs, out_dir=args.out,
+                          table=args.table, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    print(table)
+    return 0
+
+
+def _mnist(args) -> int:
+    from dataclasses import asdict
+
+    from svae.experiments.mnist import PROFILES, MnistConfig, run
+    from svae.records import write_record
+
+    torch.distributions.Distribution.set_default_validate_args(False)
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_epochs", "patience",
+                                                "ll_samples", "correction", "device") if getattr(args, k) is not None}
+    try:
+        config = MnistConfig(latent=args.latent, dim=args.dim, seed=args.seed, **{**PROFILES[args.profile], **overrides})
+    except ValueError as error:
+        args.parser.error(str(error))
+    record = run(config, data_dir=args.data_dir, cache_dir=args.cache_dir, checkpoint=args.checkpoint)
+    m = record["metrics"]
+    print(f"{config.latent} d={config.dim} seed {config.seed}: LL {m['test_ll']:.2f}, ELBO {m['test_elbo']:.2f}, "
+          f"RE {m['test_re']:.2f}, KL {m['test_kl']:.2f} nats; k-NN "
+          + ", ".join(f"{n} labels {100 * m[f'knn_acc_{n}']:.1f} %" for n in config.knn_labels)
+          + f" (best epoch {m['best_epoch']}, {record['wall_time']:.0f} s)")
+    if args.json:
+        path = write_record(args.json, command="svae mnist", config=asdict(config), metrics=m,
+                            wall_time=record["wall_time"], history=record["history"],
+                            **{k: record[k] for k in ("codes", "labels") if k in record})
+        print(f"record written to {path}")
     return 0
 
 
@@ -178,12 +209,34 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--format", choices=["png", "svg"], default="png")
     pl.set_defaults(run=_plot, parser=pl)
 
+    mn = commands.add_parser("mnist", help="an N-/S-/PS-VAE on dynamically binarised MNIST (Tables 1 and 2)")
+    mn.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
+    mn.add_argument("--dim", type=int, required=True, help="latent degrees of freedom d (the sphere S^d is in R^(d+1))")
+    mn.add_argument("--seed", type=int, default=0)
+    mn.add_argument("--profile", choices=["paper", "fast", "smoke"], default="paper",
+                    help="run budget the flags below override (default: the paper's protocol)")
+    mn.add_argument("--epochs", type=int)
+    mn.add_argument("--batch-size", dest="batch_size", type=int)
+    mn.add_argument("--lr", type=float)
+    mn.add_argument("--warmup-epochs", dest="warmup_epochs", type=int)
+    mn.add_argument("--patience", type=int)
+    mn.add_argument("--ll-samples", dest="ll_samples", type=int, help="importance samples per test image (500)")
+    mn.add_argument("--correction", action=argparse.BooleanOptionalAction, default=None,
+                    help="rejection-sampling gradient correction for the vMF (default off)")
+    mn.add_argument("--device", help="cpu or cuda")
+    mn.add_argument("--checkpoint", help="checkpoint file: written every epoch, resumed from if present")
+    add_data_dir(mn)
+    add_cache_dir(mn)
+    add_json(mn)
+    mn.set_defaults(run=_mnist, parser=mn)
+
     rep = commands.add_parser("reproduce", help="run a paper table's whole grid (resumable) and write it")
-    rep.add_argument("experiment", choices=["linkpred"])
-    rep.add_argument("--seeds", type=int, default=10)
+    rep.add_argument("experiment", choices=["linkpred", "mnist"])
+    rep.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="mnist run budget")
+    rep.add_argument("--seeds", type=int, default=None, help="seeds per cell (linkpred 10, mnist 1)")
     rep.add_argument("--jobs", type=int, default=1, help="parallel runs (threads are shared out)")
-    rep.add_argument("--out", default=None, help="record directory (default results/<experiment>)")
-    rep.add_argument("--table", default=None, help="table path (default results/<experiment>.md)")
+    rep.add_argument("--out", default=None, help="record directory (default results/<experiment>[/<profile>])")
+    rep.add_argument("--table", default=None, help="table path (default results/<experiment>[_<profile>].md)")
     add_data_dir(rep)
     add_cache_dir(rep)
     rep.set_defaults(run=_reproduce, parser=rep)
@@ -193,9 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "command", None) == "reproduce":
-        args.out = args.out or f"results/{args.experiment}"
-        args.table = args.table or f"results/{args.experiment}.md"
     if not hasattr(args, "run"):
         parser.print_help()
         return 2

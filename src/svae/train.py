@@ -1,14 +1,29 @@
-"""The training loop shared by the experiments: Adam, mini-batches, linear KL warm-up, early stopping
-on the validation ELBO (or reconstruction, for an auto-encoder), the best model kept."""
+"""The training loop shared by the experiments.
+
+Adam, mini-batches, a linear KL warm-up, early stopping on the validation ELBO (or the
+reconstruction, for an auto-encoder) with the best model kept, an atomic checkpoint after every
+epoch and bit-for-bit resumption from it, a stop with a clear message at the first non-finite
+loss, and data-parallel training over processes (``torchrun``; gloo on CPU, nccl on GPU).
+
+Randomness is tied to the data, not to the process: the shuffle of epoch e comes from a
+generator seeded by (seed, e), and micro-batch s of step t draws its sampling noise and its
+binarisation from the global RNG seeded by (seed, t, s). So a run resumes exactly, and a run on
+W processes (each taking every W-th micro-batch of a step, gradients averaged) computes what a
+single process with ``micro_batches = W`` computes, up to floating-point reduction order.
+"""
 from __future__ import annotations
 
 import copy
 import math
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from svae.nn.objectives import elbo_terms
@@ -20,6 +35,7 @@ class TrainConfig:
     epochs: int = 100
     lr: float = 1e-3
     batch_size: int = 64
+    micro_batches: int = 1  # each batch is split into this many micro-batches (gradient accumulation)
     kl_weight: float = 1.0  # beta: the KL's weight once warm-up is over
     warmup_epochs: int = 0  # the KL weight grows linearly from 0 to kl_weight over these epochs
     patience: int | None = None  # stop after this many epochs without a better validation score
@@ -28,10 +44,12 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "micro_batches"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.micro_batches > self.batch_size:
+            raise ValueError(f"micro_batches ({self.micro_batches}) must not exceed batch_size ({self.batch_size})")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.warmup_epochs < 0 or (self.patience is not None and self.patience < 1):
@@ -44,62 +62,146 @@ class TrainConfig:
         return self.kl_weight * min(1.0, epoch / self.warmup_epochs)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss."""
+
+
+def _stream_seed(*parts: int) -> int:
+    """A seed for the global RNG from integers (e.g. seed, step, micro-batch), below 2^63."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = (value * 6364136223846793005 + part + 1442695040888963407) % (1 << 63)
+    return value
+
+
 @torch.no_grad()
-def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Callable | None = None) -> dict:
-    """Mean ELBO, reconstruction and KL per example (for an AE: reconstruction only)."""
+def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Callable | None = None,
+             seed: int = 0) -> dict:
+    """Mean ELBO, reconstruction and KL per example (for an AE: reconstruction only); the sampling
+    and ``transform`` randomness comes from ``seed``."""
     model.eval()
     sums, count = {}, 0
-    for start in range(0, len(x), batch_size):
-        batch = x[start:start + batch_size]
-        batch = transform(batch) if transform else batch
-        terms = elbo_terms(model, batch)
-        for key in ("elbo", "recon", "kl"):
-            if key in terms:
-                sums[key] = sums.get(key, 0.0) + terms[key].double().sum().item()
-        count += len(batch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in range(0, len(x), batch_size):
+            batch = x[start:start + batch_size]
+            batch = transform(batch) if transform else batch
+            terms = elbo_terms(model, batch)
+            for key in ("elbo", "recon", "kl"):
+                if key in terms:
+                    sums[key] = sums.get(key, 0.0) + terms[key].double().sum().item()
+            count += len(batch)
     return {key: value / count for key, value in sums.items()}
 
 
+def _save_atomically(state: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainConfig, *,
-        transform: Callable | None = None, progress: bool = True, desc: str = "train") -> dict:
+        transform: Callable | None = None, progress: bool = True, desc: str = "train",
+        checkpoint: str | os.PathLike | None = None, stop_after: int | None = None) -> dict:
     """Train ``model`` in place; return the history and the best epoch (the model is left at it).
 
-    ``transform`` is applied to every batch (e.g. dynamic binarisation); the validation score is
-    the ELBO for a VAE and the reconstruction log-likelihood for an auto-encoder.
+    ``transform`` is applied to every micro-batch (e.g. dynamic binarisation). With
+    ``checkpoint``, the state after every epoch is written there atomically, and an existing
+    checkpoint is resumed from. ``stop_after`` ends the run after that many epochs of this call
+    (as an interruption would; used to test resumption). Under ``torch.distributed`` (torchrun),
+    process r takes micro-batches r, r + W, ... of every step (``micro_batches`` must be a
+    multiple of the world size W) and gradients are averaged.
     """
     start_time = time.time()
-    generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
+    rank, world = _world()
+    if config.micro_batches % world:
+        raise ValueError(f"micro_batches ({config.micro_batches}) must be a multiple of the number of "
+                         f"processes ({world})")
     model.to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     score_key = "elbo" if model.is_variational else "recon"
-    history, best = [], {"score": -math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
-    bar = tqdm(range(1, config.epochs + 1), desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    state = {"epoch": 0, "step": 0, "history": [], "best": {"score": -math.inf, "epoch": 0,
+                                                             "state": copy.deepcopy(model.state_dict())}}
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=config.device, weights_only=False)
+        if saved["config"] != asdict(config):
+            raise ValueError(f"{checkpoint} was written with another configuration: {saved['config']}")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    done_epochs = state["epoch"]
+    bar = tqdm(range(done_epochs + 1, config.epochs + 1), desc=desc, disable=not progress or rank != 0,
+               leave=False, dynamic_ncols=True, initial=done_epochs, total=config.epochs)
     for epoch in bar:
+        if stop_after is not None and epoch > done_epochs + stop_after:
+            break
+        if config.patience is not None and epoch - 1 - state["best"]["epoch"] >= config.patience:
+            break
         model.train()
         kl_weight = config.kl_weight_at(epoch)
-        order = torch.randperm(len(train_x), generator=generator)
+        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(_stream_seed(config.seed, epoch)))
         sums, count = {}, 0
         for first in range(0, len(order), config.batch_size):
-            batch = train_x[order[first:first + config.batch_size]].to(config.device)
-            batch = transform(batch) if transform else batch
-            terms = elbo_terms(model, batch, kl_weight=kl_weight, correction=config.correction)
+            state["step"] += 1
+            batch_index = order[first:first + config.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
+            for shard, shard_index in enumerate(batch_index.tensor_split(config.micro_batches)):
+                if shard % world != rank or len(shard_index) == 0:
+                    continue
+                torch.manual_seed(_stream_seed(config.seed, state["step"], shard))
+                x = train_x[shard_index].to(config.device)
+                x = transform(x) if transform else x
+                terms = elbo_terms(model, x, kl_weight=kl_weight, correction=config.correction)
+                loss = terms["loss"] * len(shard_index) / len(batch_index)
+                if not torch.isfinite(loss):
+                    where = f"a checkpoint of epoch {state['epoch']} is kept at {checkpoint}" if checkpoint \
+                        and state["epoch"] else "no checkpoint was written"
+                    raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at epoch {epoch}, step "
+                                             f"{state['step']}; training stopped, {where}")
+                loss.backward()
+                for key in ("elbo", "recon", "kl"):
+                    if key in terms:
+                        sums[key] = sums.get(key, 0.0) + terms[key].detach().sum().item()
+                count += len(shard_index)
+            if world > 1:
+                for p in parameters:
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
             optimizer.step()
-            for key in ("elbo", "recon", "kl"):
-                if key in terms:
-                    sums[key] = sums.get(key, 0.0) + terms[key].detach().sum().item()
-            count += len(batch)
-        train = {f"train_{k}": v / count for k, v in sums.items()}
-        val = {f"val_{k}": v for k, v in evaluate(model, val_x.to(config.device), transform=transform).items()}
-        history.append({"epoch": epoch, "kl_weight": kl_weight, **train, **val})
+        totals = torch.tensor([count] + [sums.get(k, 0.0) for k in ("elbo", "recon", "kl")], dtype=torch.float64)
+        if world > 1:
+            dist.all_reduce(totals)
+        train = {f"train_{k}": totals[i + 1].item() / totals[0].item()
+                 for i, k in enumerate(("elbo", "recon", "kl")) if k in sums}
+        val = evaluate(model, val_x.to(config.device), transform=transform, seed=_stream_seed(config.seed, epoch, 1))
+        val = {f"val_{k}": v for k, v in val.items()}
+        state["history"].append({"epoch": epoch, "kl_weight": kl_weight, **train, **val})
         score = val[f"val_{score_key}"]
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+        if score > state["best"]["score"]:
+            state["best"] = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+        state["epoch"] = epoch
+        if checkpoint is not None and rank == 0:
+            _save_atomically({"config": asdict(config), "model": model.state_dict(),
+                              "optimizer": optimizer.state_dict(), "state": state}, checkpoint)
         bar.set_postfix({k.replace("train_", ""): f"{v:.2f}" for k, v in train.items()} | {"val": f"{score:.2f}"})
-        if config.patience is not None and epoch - best["epoch"] >= config.patience:
-            break
-    model.load_state_dict(best["state"])
-    return {"config": asdict(config), "history": history, "best_epoch": best["epoch"],
-            "wall_time": time.time() - start_time}
+    finished = state["epoch"] >= config.epochs or (
+        config.patience is not None and state["epoch"] - state["best"]["epoch"] >= config.patience)
+    model.load_state_dict(state["best"]["state"])
+    return {"config": asdict(config), "history": state["history"], "best_epoch": state["best"]["epoch"],
+            "finished": finished, "wall_time": time.time() - start_time}

@@ -58,7 +58,20 @@ def sha256(path: Path, *, gunzip: bool = False) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, expected: str, *, gunzip: bool = False) -> Path:
+def _stamp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.verified")
+
+
+def _fingerprint(path: Path, expected: str) -> str:
+    stat = path.stat()
+    return f"{expected} {stat.st_size} {stat.st_mtime_ns}\n"
+
+
+def verify(path: Path, expected: str, *, gunzip: bool = False, stamp: bool = False) -> Path:
+    """Check ``path`` against its SHA-256. With ``stamp`` (files in the writable cache), a verified file
+    gets a stamp of its size and modification time, and is not hashed again while they are unchanged."""
+    if stamp and _stamp(path).exists() and _stamp(path).read_text() == _fingerprint(path, expected):
+        return path
     actual = sha256(path, gunzip=gunzip)
     if actual != expected:
         what = "decompressed content" if gunzip else "content"
@@ -66,6 +79,8 @@ def verify(path: Path, expected: str, *, gunzip: bool = False) -> Path:
             f"{path}: SHA-256 of its {what} is {actual}, expected {expected} (truncated, corrupt or a "
             f"different version); delete it to fetch it again"
         )
+    if stamp:
+        _stamp(path).write_text(_fingerprint(path, expected))
     return path
 
 
@@ -97,7 +112,7 @@ def fetch(
     """
     target = cache_dir / relative
     if target.exists():
-        return verify(target, expected_sha256, gunzip=gunzip_checksum)
+        return verify(target, expected_sha256, gunzip=gunzip_checksum, stamp=True)
     source = data_dir / relative
     if source.exists() and source.resolve() != target.resolve():
         verify(source, expected_sha256, gunzip=gunzip_checksum)

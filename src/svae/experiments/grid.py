@@ -1,0 +1,53 @@
+"""Run a grid of experiment configurations, one JSON record each, skipping those already done.
+
+A record counts as done when it exists and holds exactly the configuration asked for, so a grid
+can be interrupted and resumed at any time, and a changed configuration is run again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+
+def is_done(path: Path, config) -> bool:
+    try:  # compared as JSON: tuples in the config are lists in the record
+        return json.loads(path.read_text())["config"] == json.loads(json.dumps(asdict(config)))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _call(task):
+    fn, config, path, threads = task
+    torch.set_num_threads(threads)
+    torch.distributions.Distribution.set_default_validate_args(False)
+    fn(config, path)
+    return str(path)
+
+
+def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int = 1, desc: str = "runs",
+             progress: bool = True) -> list[Path]:
+    """``run_one(config, path)`` for every config whose record ``path_of(config)`` is not done.
+
+    ``jobs`` processes share the CPU threads. ``run_one`` must be importable (a module-level function).
+    """
+    todo = [c for c in configs if not is_done(path_of(c), c)]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    tasks = [(run_one, c, path_of(c), threads) for c in todo]
+    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, disable=not progress)
+    if jobs == 1:
+        for task in tasks:
+            _call(task)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(jobs) as pool:
+            for _ in pool.map(_call, tasks):
+                bar.update()
+    bar.close()
+    return [path_of(c) for c in configs]

@@ -1,0 +1,234 @@
+"""MNIST: N-VAE vs S-VAE (the paper's Tables 1 and 2).
+
+The paper's protocol (PAPER.md): encoder 784-256-128 with ReLU, a head for the latent family,
+the decoder mirrored with Bernoulli logits; Adam lr 1e-3, batch 64, dynamic binarisation at
+training and test time, a linear KL warm-up over 100 epochs, early stopping with 50 epochs of
+patience on the validation ELBO; the log-likelihood estimated by importance sampling with 500
+samples; k-NN classification on the latent means with 100, 600 and 1000 labels, 20 label draws.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from svae.data.mnist import binarize, load_mnist
+from svae.metrics import knn_accuracy
+from svae.nn.latent import FAMILIES, latent_family
+from svae.nn.objectives import importance_log_likelihood
+from svae.nn.vae import VAE
+from svae.train import TrainConfig, evaluate, fit
+
+DIMS = (2, 5, 10, 20, 40)
+
+
+@dataclass
+class MnistConfig:
+    latent: str = "vmf"
+    dim: int = 10
+    seed: int = 0
+    epochs: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_epochs: int = 100
+    patience: int | None = 50
+    hidden: tuple = (256, 128)
+    correction: bool = False
+    ll_samples: int = 500
+    knn_labels: tuple = (100, 600, 1000)
+    knn_draws: int = 20
+    knn_k: int = 5
+    train_subset: int | None = None  # use only the first n training/validation/test images (smoke runs)
+    micro_batches: int = 1
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.latent not in FAMILIES:
+            raise ValueError(f"latent must be one of {list(FAMILIES)}, got {self.latent!r}")
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
+            raise ValueError(f"dim must be an int >= 1, got {self.dim!r}")
+        if self.ll_samples < 1 or self.knn_draws < 1:
+            raise ValueError("ll_samples and knn_draws must be >= 1")
+        self.hidden = tuple(self.hidden)
+        self.knn_labels = tuple(self.knn_labels)
+        self.train_config()  # validates epochs, batch size, learning rate, ... before any data is read
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                           warmup_epochs=self.warmup_epochs, patience=self.patience, correction=self.correction,
+                           seed=self.seed, device=self.device, micro_batches=self.micro_batches)
+
+
+# Run budgets. `paper` is the full protocol (a GPU or a long CPU run); `fast` fits this project's
+# 2-core CPU overnight for the whole grid (see docs/mnist.md for the measured budget); `smoke` is
+# the test suite's.
+PROFILES = {
+    "paper": {},
+    "fast": {"epochs": 60, "warmup_epochs": 10, "patience": 10},
+    "smoke": {"epochs": 1, "warmup_epochs": 0, "patience": None, "ll_samples": 5, "knn_draws": 2,
+              "knn_labels": (100,), "train_subset": 1000},
+}
+
+
+def build_model(config: MnistConfig) -> VAE:
+    return VAE.mlp(784, config.hidden, latent_family(config.latent, config.dim), "bernoulli")
+
+
+@torch.no_grad()
+def knn_scores(model: VAE, data, config: MnistConfig) -> dict:
+    """k-NN accuracy on the latent means/modes: labelled sets drawn from the training images."""
+    metric = "euclidean" if config.latent == "normal" else "cosine"
+    train_codes, test_codes = model.embed(data.train_x), model.embed(data.test_x)
+    generator = torch.Generator().manual_seed(config.seed)
+    scores = {}
+    for n in config.knn_labels:
+        accuracies = []
+        for _ in range(config.knn_draws):
+            chosen = torch.randperm(len(train_codes), generator=generator)[:n]
+            accuracies.append(knn_accuracy(train_codes[chosen], data.train_y[chosen], test_codes, data.test_y,
+                                           k=min(config.knn_k, n), metric=metric))
+        scores[f"knn_acc_{n}"] = statistics.mean(accuracies)
+        scores[f"knn_acc_{n}_std"] = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    return scores
+
+
+@torch.no_grad()
+def test_log_likelihood(model: VAE, x: torch.Tensor, config: MnistConfig, batch_size: int = 100) -> float:
+    """Mean importance-sampled log-likelihood of binarised test images (one binarisation, seeded)."""
+    total = 0.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 7919)
+        for start in range(0, len(x), batch_size):
+            batch = binarize(x[start:start + batch_size])
+            total += importance_log_likelihood(model, batch, config.ll_samples).sum().item()
+    return total / len(x)
+
+
+def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, progress: bool = True) -> dict:
+    start = time.time()
+    data = load_mnist(data_dir=data_dir, cache_dir=cache_dir)
+    if config.train_subset:
+        n = config.train_subset
+        data = replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n], val_x=data.val_x[: n // 5],
+                       val_y=data.val_y[: n // 5], test_x=data.test_x[: n // 5], test_y=data.test_y[: n // 5])
+    torch.manual_seed(config.seed)
+    model = build_model(config)
+    fitted = fit(model, data.train_x, data.val_x, config.train_config(), transform=binarize, progress=progress,
+                 desc=f"{config.latent} d={config.dim}", checkpoint=checkpoint)
+    if not fitted["finished"]:
+        raise RuntimeError("training was interrupted before the end")
+    model.eval()
+    test = evaluate(model, data.test_x, transform=binarize, seed=config.seed + 104729)
+    metrics = {"test_ll": test_log_likelihood(model, data.test_x, config), "test_elbo": test["elbo"],
+               "test_re": test["recon"], "test_kl": test["kl"], **knn_scores(model, data, config),
+               "best_epoch": fitted["best_epoch"], "epochs_run": len(fitted["history"])}
+    record = {"config": asdict(config), "metrics": metrics, "history": fitted["history"],
+              "wall_time": time.time() - start}
+    if model.latent.code_dim <= 3:  # S^1 / S^2 / the plane: keep codes for `svae plot latent`
+        record["codes"] = model.embed(data.test_x[:2000]).tolist()
+        record["labels"] = data.test_y[:2000].tolist()
+    return record
+
+
+# --- Tables 1 and 2: d x latent family x seed, resumable ---------------------------------------------
+
+REPRODUCE_LATENTS = ("normal", "vmf", "power")
+NAMES = {"normal": "N-VAE", "vmf": "S-VAE", "power": "PS-VAE"}
+
+
+def record_path(out_dir, config: MnistConfig) -> Path:
+    return Path(out_dir) / f"{config.latent}_d{config.dim}_seed{config.seed}.json"
+
+
+def write_run(config: MnistConfig, path, *, data_dir=None, cache_dir=None) -> None:
+    """Train one configuration (resuming from its checkpoint if any) and write its record."""
+    from svae.records import write_record
+
+    path = Path(path)
+    checkpoint = path.parent / "checkpoints" / f"{path.stem}.pt"
+    record = run(config, data_dir=data_dir, cache_dir=cache_dir, checkpoint=checkpoint, progress=False)
+    write_record(path, command="svae reproduce mnist", config=record["config"], metrics=record["metrics"],
+                 wall_time=record["wall_time"], history=record["history"],
+                 **{k: record[k] for k in ("codes", "labels") if k in record})
+    checkpoint.unlink(missing_ok=True)
+
+
+def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir=None, table=None, dims=DIMS,
+              latents=REPRODUCE_LATENTS, data_dir=None, cache_dir=None, progress: bool = True) -> str:
+    """Run d in {2, 5, 10, 20, 40} x latent families x seeds with a profile's budget; write the tables."""
+    from functools import partial
+
+    from svae.experiments.grid import run_grid
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+    out_dir = Path(out_dir or f"results/mnist/{profile}")
+    table = Path(table or f"results/mnist_{profile}.md")
+    configs = [MnistConfig(latent=latent, dim=d, seed=s, **PROFILES[profile])
+               for d in dims for latent in latents for s in range(seeds)]
+    load_mnist(data_dir=data_dir, cache_dir=cache_dir)  # verified once, before any worker starts
+    run_grid(configs, partial(record_path, out_dir), partial(write_run, data_dir=data_dir, cache_dir=cache_dir),
+             jobs=jobs, desc=f"mnist {profile}", progress=progress)
+    return write_tables(configs, out_dir, table, profile)
+
+
+def write_tables(configs, out_dir, table, profile: str) -> str:
+    """Table 1 (LL, ELBO, RE, KL) and Table 2 (k-NN accuracy) next to the paper's numbers."""
+    import json
+
+    from svae.experiments.paper import MNIST_TABLE1, MNIST_TABLE2
+    from svae.records import atomic_write_text
+
+    groups = {}
+    for config in configs:
+        groups.setdefault((config.dim, config.latent), []).append(
+            json.loads(record_path(out_dir, config).read_text())["metrics"])
+
+    def cell(values, scale=1.0, digits=2):
+        values = [scale * v for v in values]
+        mean = statistics.mean(values)
+        return mean, (f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}")
+
+    seeds = len(next(iter(groups.values())))
+    budget = PROFILES[profile]
+    lines = [f"# MNIST: Tables 1 and 2 of Davidson et al. (2018), profile `{profile}`", "",
+             f"Generated by `svae reproduce mnist --profile {profile}` from the records in `{out_dir}/`; "
+             f"{seeds} seed(s) per cell (mean ± std over seeds). Budget: "
+             + (", ".join(f"{k} = {v}" for k, v in budget.items()) or "the paper's full protocol")
+             + ". Paper values from PAPER.md (N-VAE / S-VAE); Δ = ours − paper (higher is better for LL, "
+             "ELBO, RE and accuracy).", "",
+             "## Table 1: nats per image", "",
+             "| d | model | LL | paper LL | Δ LL | ELBO | paper ELBO | RE | paper RE | KL | paper KL |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (d, latent), runs in sorted(groups.items()):
+        paper = MNIST_TABLE1.get(d, {})
+        column = {"normal": 0, "vmf": 1}.get(latent)
+        row = [str(d), NAMES[latent]]
+        for key, metric in (("ll", "test_ll"), ("elbo", "test_elbo"), ("re", "test_re"), ("kl", "test_kl")):
+            mean, text = cell([r[metric] for r in runs])
+            reference = paper[key][column] if column is not None and key in paper else None
+            row.append(text)
+            row.append(f"{reference:.2f}" if reference is not None else "—")
+            if key == "ll":
+                row.append(f"{mean - reference:+.2f}" if reference is not None else "—")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Table 2: k-NN accuracy (%) on the latent means (k = 5; cosine distance on the sphere, "
+              "Euclidean for the Gaussian; 20 random draws of the labelled set in the paper profile)", ""]
+    label_counts = sorted({int(k.split("_")[2]) for r in groups.values() for k in r[0] if k.startswith("knn_acc_") and not k.endswith("_std")})
+    lines.append("| d | model | " + " | ".join(f"{n} labels | paper | Δ" for n in label_counts) + " |")
+    lines.append("|---|---|" + "---:|---:|---:|" * len(label_counts))
+    for (d, latent), runs in sorted(groups.items()):
+        column = {"normal": 0, "vmf": 1}.get(latent)
+        row = [str(d), NAMES[latent]]
+        for n in label_counts:
+            mean, text = cell([r[f"knn_acc_{n}"] for r in runs], scale=100, digits=1)
+            reference = MNIST_TABLE2.get(d, {}).get(n, (None, None))[column] if column is not None else None
+            row += [text, f"{reference:.1f}" if reference is not None else "—",
+                    f"{mean - reference:+.1f}" if reference is not None else "—"]
+        lines.append("| " + " | ".join(row) + " |")
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(table, text)
+    return text

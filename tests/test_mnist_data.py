@@ -1,0 +1,81 @@
+"""MNIST: the IDX reader, checksums, the fixed split, dynamic binarisation."""
+import gzip
+import math
+import os
+import shutil
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from svae.data.mnist import binarize, load_mnist, read_idx
+from svae.data.store import ChecksumError
+
+
+def write_idx(path, array: np.ndarray, code: int, compress: bool):
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + b"".join(struct.pack(">I", n) for n in array.shape)
+    data = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_reader_on_tiny_files(tmp_path, compress):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a", images, 0x08, compress)
+    assert np.array_equal(read_idx(tmp_path / "a"), images)
+    values = np.array([1.5, -2.0, 3.25], dtype=np.float32)
+    write_idx(tmp_path / "b", values, 0x0D, compress)
+    assert np.array_equal(read_idx(tmp_path / "b"), values)
+
+
+def test_idx_reader_rejects_bad_files(tmp_path):
+    write_idx(tmp_path / "a", np.zeros((5, 2), dtype=np.uint8), 0x08, False)
+    data = (tmp_path / "a").read_bytes()
+    (tmp_path / "truncated").write_bytes(data[:-3])
+    with pytest.raises(ValueError, match=r"truncated: .*\(5, 2\)|needs 18 \(truncated\?\)"):
+        read_idx(tmp_path / "truncated")
+    (tmp_path / "junk").write_bytes(b"\x01\x02\x03\x04hello")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(tmp_path / "junk")
+
+
+def test_loads_the_mirror_with_the_fixed_split(mirror, cache):
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in (mirror / "mnist").iterdir())
+    data = load_mnist(data_dir=mirror, cache_dir=cache)
+    assert data.train_x.shape == (50000, 784) and data.val_x.shape == (10000, 784) and data.test_x.shape == (10000, 784)
+    assert data.train_x.dtype == torch.float32 and 0 <= data.train_x.min() and data.train_x.max() == 1
+    # class counts of the published test set, and of the last 10 000 training images plus the first 50 000
+    assert torch.bincount(data.test_y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    train_counts = torch.bincount(torch.cat([data.train_y, data.val_y])).tolist()
+    assert train_counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (mirror / "mnist").iterdir()) == before
+
+
+def test_corrupt_file_is_named(mirror, tmp_path):
+    fake = tmp_path / "mirror" / "mnist"
+    shutil.copytree(mirror / "mnist", fake)
+    target = fake / "t10k-labels-idx1-ubyte.gz"
+    os.chmod(target, 0o644)
+    raw = bytearray(gzip.decompress(target.read_bytes()))
+    raw[100] ^= 1  # one flipped bit: a valid gzip whose content is wrong
+    target.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(ChecksumError, match=r"t10k-labels-idx1-ubyte\.gz: SHA-256 of its decompressed content"):
+        load_mnist(data_dir=tmp_path / "mirror", cache_dir=tmp_path / "cache")
+    target.write_bytes(target.read_bytes()[:50])  # truncated gzip
+    with pytest.raises(ChecksumError, match=r"t10k-labels-idx1-ubyte\.gz: cannot be read"):
+        load_mnist(data_dir=tmp_path / "mirror", cache_dir=tmp_path / "cache2")
+
+
+def test_binarisation_statistics():
+    # each pixel is Bernoulli(grey level): mean within 5 standard errors, fresh draws every call
+    torch.manual_seed(0)
+    x = torch.tensor([0.0, 0.1, 0.5, 0.93, 1.0]).repeat(20000, 1)
+    b = binarize(x)
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    p = x[0]
+    se = torch.sqrt(p * (1 - p) / 20000)
+    assert ((b.mean(0) - p).abs() <= 5 * se + 1e-12).all()
+    assert not torch.equal(binarize(x), b)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(binarize(x[:10], g1), binarize(x[:10], g2))

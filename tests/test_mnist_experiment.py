@@ -1,0 +1,55 @@
+"""The MNIST experiment: one run's record, the smoke profile of the whole grid, bad arguments."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from svae.experiments.mnist import MnistConfig
+
+
+def svae(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "svae.cli", *args], capture_output=True, text=True, check=check)
+
+
+def test_one_run_writes_the_metrics(tmp_path, mirror, cache):
+    out = tmp_path / "run.json"
+    svae("mnist", "--latent", "vmf", "--dim", "2", "--profile", "smoke", "--json", str(out),
+         "--data-dir", str(mirror), "--cache-dir", str(cache))
+    record = json.loads(out.read_text())
+    metrics = record["metrics"]
+    assert {"test_ll", "test_elbo", "test_re", "test_kl", "knn_acc_100", "knn_acc_100_std"} <= set(metrics)
+    assert metrics["test_ll"] >= metrics["test_elbo"] - 1.0  # the IWAE bound is above the ELBO (up to noise)
+    assert abs(metrics["test_elbo"] - (metrics["test_re"] - metrics["test_kl"])) < 1e-6
+    assert len(record["codes"]) == len(record["labels"]) and len(record["codes"][0]) == 3  # S^2 in R^3
+
+
+def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
+    table = tmp_path / "mnist.md"
+    svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),
+         "--data-dir", str(mirror), "--cache-dir", str(cache))
+    text = table.read_text()
+    assert "## Table 1" in text and "## Table 2" in text
+    assert text.count("| S-VAE |") == 10 and text.count("| N-VAE |") == 10 and text.count("| PS-VAE |") == 10
+    records = sorted(p.name for p in (tmp_path / "records").glob("*.json"))
+    assert len(records) == 15
+    # resumable: a second call finds every record done and only rewrites the table
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "records").glob("*.json")}
+    svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),
+         "--data-dir", str(mirror), "--cache-dir", str(cache))
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--latent", "gauss", "--dim", "2"], "invalid choice: 'gauss'"),
+    (["--latent", "vmf", "--dim", "0"], "dim must be an int >= 1"),
+    (["--latent", "vmf", "--dim", "2", "--epochs", "0"], "epochs must be an int >= 1"),
+])
+def test_bad_arguments(args, message):
+    result = svae("mnist", *args, check=False)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="latent must be one of"):
+        MnistConfig(latent="x")

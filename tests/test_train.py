@@ -1,0 +1,121 @@
+"""The training engine and the objectives: identities, importance sampling, resume, NaN stop, DDP."""
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from svae.nn.latent import latent_family
+from svae.nn.objectives import elbo_terms, importance_log_likelihood
+from svae.nn.vae import VAE, mlp, GaussianDecoder
+from svae.train import NonFiniteLossError, TrainConfig, fit
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ddp_worker import problem  # noqa: E402
+
+
+@pytest.mark.parametrize("family", ["normal", "vmf", "power"])
+def test_elbo_is_reconstruction_minus_closed_form_kl(family):
+    # ELBO = RE - KL with the closed-form KL equals the Monte Carlo E_q[log p(x|z) + log p(z) - log q(z|x)]
+    torch.manual_seed(0)
+    model = VAE.mlp(12, (8,), latent_family(family, 3), "bernoulli").double()
+    x = (torch.rand(4, 12) > 0.5).double()
+    terms = elbo_terms(model, x)
+    assert torch.allclose(terms["elbo"], terms["recon"] - terms["kl"])
+    q = model.posterior(x)
+    z = q.sample((200000,))
+    log_ratio = q.log_prob(z) - model.latent.prior_log_prob(z)
+    kl_mc, se = log_ratio.mean(0), log_ratio.std(0) / math.sqrt(len(z))
+    assert ((kl_mc - terms["kl"]).abs() < 5 * se).all()
+
+
+def linear_gaussian(d=2, data_dim=5, noise=0.5):
+    """p(z) = N(0, I), p(x|z) = N(Wz + b, noise^2 I): log p(x) is N(b, W W^T + noise^2 I)."""
+    g = torch.Generator().manual_seed(0)
+    model = VAE(mlp([data_dim, 2 * d]), GaussianDecoder(mlp([d, data_dim]), init_scale=noise),
+                latent_family("normal", d, scale="exp")).double()
+    w, b = model.decoder.net[0].weight, model.decoder.net[0].bias
+    with torch.no_grad():
+        w.copy_(torch.randn(data_dim, d, generator=g, dtype=torch.float64))
+        b.copy_(torch.randn(data_dim, generator=g, dtype=torch.float64))
+    marginal = torch.distributions.MultivariateNormal(b.detach(), w.detach() @ w.detach().T + noise**2 * torch.eye(data_dim, dtype=torch.float64))
+    return model, marginal
+
+
+def test_importance_sampling_bound_is_monotone_and_exact_in_the_limit():
+    torch.manual_seed(0)
+    model, marginal = linear_gaussian()
+    x = marginal.sample((400,))
+    exact = marginal.log_prob(x).mean().item()
+    estimates, errors = [], []
+    for k in (1, 10, 100, 2000):
+        runs = torch.stack([importance_log_likelihood(model, x, n_samples=k, chunk=300).mean() for _ in range(5)])
+        estimates.append(runs.mean().item())
+        errors.append(runs.std().item() / math.sqrt(5) + 1e-3)
+    for (a, ea), (b, eb) in zip(zip(estimates, errors), zip(estimates[1:], errors[1:])):
+        assert b > a - 3 * (ea + eb)  # non-decreasing in the number of samples
+    assert estimates[0] < exact - 0.5  # a poor proposal: the one-sample bound is loose
+    assert abs(estimates[-1] - exact) < 0.05 * abs(estimates[0] - exact)  # and 2000 samples close the gap
+    assert all(e < exact + 3 * err for e, err in zip(estimates, errors))
+
+
+def test_resume_is_bit_for_bit(tmp_path):
+    config = TrainConfig(epochs=4, batch_size=32, micro_batches=2, seed=3, warmup_epochs=2)
+    model, train_x, val_x = problem("vmf")
+    full = fit(model, train_x, val_x, config, progress=False)
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model, train_x, val_x = problem("vmf")
+    first = fit(model, train_x, val_x, config, progress=False, checkpoint=tmp_path / "ckpt.pt", stop_after=2)
+    assert not first["finished"] and len(first["history"]) == 2
+    model, train_x, val_x = problem("vmf")  # a new process would start from scratch like this
+    resumed = fit(model, train_x, val_x, config, progress=False, checkpoint=tmp_path / "ckpt.pt")
+    assert resumed["finished"] and resumed["history"] == full["history"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    model, train_x, val_x = problem("normal")
+    fit(model, train_x, val_x, TrainConfig(epochs=1, batch_size=50), progress=False, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="written with another configuration"):
+        fit(model, train_x, val_x, TrainConfig(epochs=2, batch_size=50, lr=0.1), progress=False, checkpoint=tmp_path / "c.pt")
+
+
+def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path):
+    model, train_x, val_x = problem("normal")
+    calls = {"n": 0}
+
+    def poison_in_epoch_two(x):
+        calls["n"] += 1
+        return x * float("nan") if calls["n"] > 5 else x  # 5 batches per epoch
+
+    config = TrainConfig(epochs=3, batch_size=40)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at epoch 2, step 6.*checkpoint of epoch 1 is kept"):
+        fit(model, train_x, val_x, config, transform=poison_in_epoch_two, progress=False, checkpoint=tmp_path / "c.pt")
+    saved = torch.load(tmp_path / "c.pt", weights_only=False)
+    assert saved["state"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    model, train_x, val_x = problem("normal")
+    result = fit(model, train_x, val_x, TrainConfig(epochs=50, batch_size=40, lr=0.05, patience=2), progress=False)
+    scores = [row["val_elbo"] for row in result["history"]]
+    best = max(range(len(scores)), key=scores.__getitem__) + 1
+    assert result["best_epoch"] == best and len(scores) == best + 2 and result["finished"]
+
+
+@pytest.mark.parametrize("latent", ["normal", "vmf"])
+def test_two_process_ddp_equals_the_single_process_run(latent, tmp_path):
+    model, train_x, val_x = problem(latent)
+    fit(model, train_x, val_x, TrainConfig(epochs=3, batch_size=40, micro_batches=2, seed=5), progress=False)
+    out = tmp_path / "ddp.pt"
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    str(Path(__file__).parent / "ddp_worker.py"), latent, str(out)],
+                   check=True, capture_output=True, timeout=300)
+    ddp = torch.load(out)
+    for key, value in model.state_dict().items():
+        assert torch.allclose(value, ddp[key], atol=1e-5, rtol=1e-4), key
