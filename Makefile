@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) benchmarks/sampling.py --repeats 5
+	$(VENV)/bin/svae demo --out demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
@@ -21,6 +21,8 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/sampling.py --json benchmarks/results/sampling.json
 	$(PY) benchmarks/special.py --json benchmarks/results/special.json
+	$(PY) benchmarks/train_step.py --json benchmarks/results/train_step.json
+	$(PY) benchmarks/linkpred.py --json benchmarks/results/linkpred.json
 
 reference: $(VENV)/.installed
 	$(PY) scripts/bessel_reference.py

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from svae.data.store import resolve_data_dir
-from svae.records import atomic_write_text, read_record, write_record
+from svae.atomic import atomic_write_text
+from svae.records import read_record, write_record
 
 
 def test_data_dir_order(monkeypatch, tmp_path):

@@ -55,7 +55,7 @@ def test_download_fallback_is_verified(mirror, tmp_path, monkeypatch):
     with pytest.raises(ChecksumError, match=r"ind\.cora\.y"):
         load_planetoid("cora", data_dir=tmp_path / "empty", cache_dir=tmp_path / "cache")
     assert all(url.startswith("https://github.com/kimiyoung/planetoid/raw/master/data/") for url in calls)
-    assert not list((tmp_path / "cache").rglob("*.download"))  # no partial file left
+    assert not list((tmp_path / "cache").rglob(".*.tmp"))  # no partial file left
 
 
 def test_unknown_dataset_is_a_clear_error(cache):

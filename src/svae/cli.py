@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -91,12 +92,21 @@ def _mnist(args) -> int:
 
     torch.distributions.Distribution.set_default_validate_args(False)
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_epochs", "patience",
-                                                "ll_samples", "correction", "device") if getattr(args, k) is not None}
+                                                "ll_samples", "correction", "device", "micro_batches")
+                 if getattr(args, k) is not None}
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # launched by torchrun: one process per device or CPU share
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+        overrides.setdefault("micro_batches", world)
     try:
         config = MnistConfig(latent=args.latent, dim=args.dim, seed=args.seed, **{**PROFILES[args.profile], **overrides})
     except ValueError as error:
         args.parser.error(str(error))
     record = run(config, data_dir=args.data_dir, cache_dir=args.cache_dir, checkpoint=args.checkpoint)
+    if record is None:  # a data-parallel worker other than rank 0: rank 0 evaluates and reports
+        return 0
     m = record["metrics"]
     print(f"{config.latent} d={config.dim} seed {config.seed}: LL {m['test_ll']:.2f}, ELBO {m['test_elbo']:.2f}, "
           f"RE {m['test_re']:.2f}, KL {m['test_kl']:.2f} nats; k-NN "
@@ -223,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--ll-samples", dest="ll_samples", type=int, help="importance samples per test image (500)")
     mn.add_argument("--correction", action=argparse.BooleanOptionalAction, default=None,
                     help="rejection-sampling gradient correction for the vMF (default off)")
+    mn.add_argument("--micro-batches", dest="micro_batches", type=int,
+                    help="micro-batches per step (gradient accumulation; default 1, or the torchrun world size)")
     mn.add_argument("--device", help="cpu or cuda")
     mn.add_argument("--checkpoint", help="checkpoint file: written every epoch, resumed from if present")
     add_data_dir(mn)

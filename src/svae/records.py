@@ -9,30 +9,13 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
 import svae
-
-
-def atomic_write_text(path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from svae.atomic import atomic_write_text
 
 
 def git_sha() -> str | None:

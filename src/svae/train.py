@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from svae.atomic import atomic_write
 from svae.nn.objectives import elbo_terms
 from svae.nn.vae import VAE
 
@@ -92,18 +92,6 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Cal
                     sums[key] = sums.get(key, 0.0) + terms[key].double().sum().item()
             count += len(batch)
     return {key: value / count for key, value in sums.items()}
-
-
-def _save_atomically(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _world() -> tuple[int, int]:
@@ -197,8 +185,9 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             state["best"] = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         state["epoch"] = epoch
         if checkpoint is not None and rank == 0:
-            _save_atomically({"config": asdict(config), "model": model.state_dict(),
-                              "optimizer": optimizer.state_dict(), "state": state}, checkpoint)
+            saved = {"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "state": state}
+            atomic_write(checkpoint, lambda tmp: torch.save(saved, tmp))
         bar.set_postfix({k.replace("train_", ""): f"{v:.2f}" for k, v in train.items()} | {"val": f"{score:.2f}"})
     finished = state["epoch"] >= config.epochs or (
         config.patience is not None and state["epoch"] - state["best"]["epoch"] >= config.patience)

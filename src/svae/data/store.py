@@ -17,9 +17,10 @@ import gzip
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
+
+from svae.atomic import atomic_write
 
 DATA_DIR_ENV = "SVAE_DATA_DIR"
 CACHE_DIR_ENV = "SVAE_CACHE_DIR"
@@ -84,18 +85,6 @@ def verify(path: Path, expected: str, *, gunzip: bool = False, stamp: bool = Fal
     return path
 
 
-def _copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fetch(
     relative: str,
     expected_sha256: str,
@@ -116,18 +105,11 @@ def fetch(
     source = data_dir / relative
     if source.exists() and source.resolve() != target.resolve():
         verify(source, expected_sha256, gunzip=gunzip_checksum)
-        _copy_atomically(source, target)
-        return target
+        return atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
     if download is None:
         raise FileNotFoundError(f"{relative}: not in the cache {cache_dir} nor in the data directory {data_dir}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".download")
-    os.close(fd)
-    try:
-        download(Path(tmp))
-        verify(Path(tmp), expected_sha256, gunzip=gunzip_checksum)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    def download_verified(tmp: Path) -> None:
+        download(tmp)
+        verify(tmp, expected_sha256, gunzip=gunzip_checksum)
+
+    return atomic_write(target, download_verified)

@@ -4,16 +4,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Dirichlet, Distribution, constraints
+from torch.distributions import Dirichlet
 
-from svae.distributions.constraints import sphere
 from svae.distributions.householder import rotate_from_pole
-from svae.distributions.von_mises_fisher import broadcast_parameters
+from svae.distributions.spherical import SphericalDistribution
 
 __all__ = ["PowerSpherical"]
 
 
-class PowerSpherical(Distribution):
+class PowerSpherical(SphericalDistribution):
     r"""Power Spherical distribution :math:`p(z) \propto (1 + \mu^T z)^\kappa` on :math:`S^{m-1}`.
 
     :math:`t = (1 + \mu^T z)/2 \sim \mathrm{Beta}(\alpha, \beta)` with
@@ -28,28 +27,6 @@ class PowerSpherical(Distribution):
     Reference:
         De Cao and Aziz, The Power Spherical distribution, 2020.
     """
-
-    arg_constraints = {"loc": sphere, "concentration": constraints.nonnegative}
-    support = sphere
-    has_rsample = True
-
-    def __init__(self, loc, concentration, *, validate_args=None):
-        self.loc, self.concentration = broadcast_parameters("PowerSpherical", loc, concentration)
-        super().__init__(self.concentration.shape, self.loc.shape[-1:], validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(PowerSpherical, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(batch_shape + self.event_shape)
-        new.concentration = self.concentration.expand(batch_shape)
-        super(PowerSpherical, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def dim(self) -> int:
-        """Ambient dimension m."""
-        return self.event_shape[0]
 
     def _beta_parameters(self):
         beta = 0.5 * (self.dim - 1)
@@ -83,10 +60,6 @@ class PowerSpherical(Distribution):
     def mean(self) -> torch.Tensor:
         kappa = self.concentration
         return (kappa / (kappa + self.dim - 1)).unsqueeze(-1) * self.loc
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.loc
 
     @property
     def variance(self) -> torch.Tensor:

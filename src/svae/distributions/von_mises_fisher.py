@@ -4,44 +4,17 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Distribution, constraints
 
-from svae.distributions.constraints import sphere
 from svae.distributions.householder import rotate_from_pole
 from svae.distributions.hyperspherical_uniform import log_sphere_area
+from svae.distributions.spherical import SphericalDistribution
 from svae.distributions.wood import accepted_complements, envelope_b
 from svae.special import iv_ratio_and_complement, log_ive_over_power, log_ive_over_power_and_ratio
 
 __all__ = ["VonMisesFisher"]
 
-def _as_parameters(loc, concentration):
-    loc = torch.as_tensor(loc)
-    concentration = torch.as_tensor(concentration, device=loc.device)
-    dtype = torch.promote_types(loc.dtype, concentration.dtype)
-    if not dtype.is_floating_point:
-        dtype = torch.get_default_dtype()
-    return loc.to(dtype), concentration.to(dtype)
 
-
-def broadcast_parameters(name, loc, concentration):
-    """Check shapes, promote dtypes and broadcast (loc (..., m), concentration (...)) to one batch."""
-    loc, concentration = _as_parameters(loc, concentration)
-    if loc.dim() < 1 or loc.shape[-1] < 2:
-        raise ValueError(
-            f"{name}: loc must have shape (..., m) with m >= 2 (unit vectors in R^m), "
-            f"got shape {tuple(loc.shape)}"
-        )
-    try:
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
-    except RuntimeError:
-        raise ValueError(
-            f"{name}: the batch shape of loc {tuple(loc.shape[:-1])} (its shape without the last "
-            f"dimension) and the shape of concentration {tuple(concentration.shape)} do not broadcast"
-        ) from None
-    return loc.expand(batch_shape + loc.shape[-1:]), concentration.expand(batch_shape)
-
-
-class VonMisesFisher(Distribution):
+class VonMisesFisher(SphericalDistribution):
     r"""von Mises-Fisher distribution :math:`q(z) = C_m(\kappa) \exp(\kappa \mu^T z)` on :math:`S^{m-1}`.
 
     :math:`C_m(\kappa) = \kappa^{v} / ((2\pi)^{m/2} I_v(\kappa))` with :math:`v = m/2 - 1`;
@@ -69,28 +42,6 @@ class VonMisesFisher(Distribution):
         Wood, Simulation of the von Mises Fisher distribution, 1994.
         Naesseth et al., Reparameterization Gradients through Acceptance-Rejection Sampling, 2017.
     """
-
-    arg_constraints = {"loc": sphere, "concentration": constraints.nonnegative}
-    support = sphere
-    has_rsample = True
-
-    def __init__(self, loc, concentration, *, validate_args=None):
-        self.loc, self.concentration = broadcast_parameters("VonMisesFisher", loc, concentration)
-        super().__init__(self.concentration.shape, self.loc.shape[-1:], validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(VonMisesFisher, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(batch_shape + self.event_shape)
-        new.concentration = self.concentration.expand(batch_shape)
-        super(VonMisesFisher, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def dim(self) -> int:
-        """Ambient dimension m."""
-        return self.event_shape[0]
 
     @property
     def _order(self) -> float:
@@ -123,10 +74,6 @@ class VonMisesFisher(Distribution):
     def mean(self) -> torch.Tensor:
         mean_length, _ = iv_ratio_and_complement(self.dim / 2, self.concentration)
         return mean_length.unsqueeze(-1) * self.loc
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.loc
 
     @property
     def variance(self) -> torch.Tensor:

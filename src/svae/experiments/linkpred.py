@@ -212,7 +212,7 @@ def write_table(configs, out_dir, table) -> str:
     from pathlib import Path
 
     from svae.experiments.paper import KIPF_VGAE, LINKPRED
-    from svae.records import atomic_write_text
+    from svae.atomic import atomic_write_text
 
     groups = {}
     for config in configs:

@@ -107,7 +107,8 @@ def test_log_likelihood(model: VAE, x: torch.Tensor, config: MnistConfig, batch_
     return total / len(x)
 
 
-def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, progress: bool = True) -> dict:
+def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, progress: bool = True) -> dict | None:
+    """Train and evaluate one model; the record (None on data-parallel workers other than rank 0)."""
     start = time.time()
     data = load_mnist(data_dir=data_dir, cache_dir=cache_dir)
     if config.train_subset:
@@ -120,6 +121,8 @@ def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, 
                  desc=f"{config.latent} d={config.dim}", checkpoint=checkpoint)
     if not fitted["finished"]:
         raise RuntimeError("training was interrupted before the end")
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return None
     model.eval()
     test = evaluate(model, data.test_x, transform=binarize, seed=config.seed + 104729)
     metrics = {"test_ll": test_log_likelihood(model, data.test_x, config), "test_elbo": test["elbo"],
@@ -180,7 +183,7 @@ def write_tables(configs, out_dir, table, profile: str) -> str:
     import json
 
     from svae.experiments.paper import MNIST_TABLE1, MNIST_TABLE2
-    from svae.records import atomic_write_text
+    from svae.atomic import atomic_write_text
 
     groups = {}
     for config in configs:

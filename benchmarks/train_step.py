@@ -1,0 +1,77 @@
+"""MNIST training-step time of the S-VAE against the N-VAE, and the cost of the test log-likelihood.
+
+    python benchmarks/train_step.py [--repeats 200] [--dim 10] [--batch 64] [--json PATH]
+
+Side by side in one process, alternating the two models so that machine noise hits both: one
+optimisation step (forward, backward, Adam) of the paper's architecture on a batch of
+binarised MNIST images. Then the importance-sampled log-likelihood of the 10 000 test images
+with 500 samples each, as `svae mnist` computes it. Targets (issue 4): S-VAE step within 1.25x
+of the N-VAE's at d = 10, batch 64; the log-likelihood in under 5 minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from svae.data.mnist import binarize, load_mnist
+from svae.experiments.mnist import MnistConfig, build_model, test_log_likelihood
+from svae.nn.objectives import elbo_terms
+from svae.records import write_record
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--dim", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--skip-ll", action="store_true", help="time the training steps only")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    torch.distributions.Distribution.set_default_validate_args(False)
+    start = time.time()
+    data = load_mnist()
+    torch.manual_seed(0)
+    models = {latent: build_model(MnistConfig(latent=latent, dim=args.dim)) for latent in ("normal", "vmf", "power")}
+    optimizers = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
+    batches = [binarize(data.train_x[i * args.batch:(i + 1) * args.batch]) for i in range(50)]
+
+    def step(latent, x):
+        terms = elbo_terms(models[latent], x)
+        optimizers[latent].zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizers[latent].step()
+
+    times = {k: [] for k in models}
+    for i in range(args.repeats + 10):
+        for latent in models:
+            x = batches[i % len(batches)]
+            t0 = time.perf_counter()
+            step(latent, x)
+            if i >= 10:  # warm-up
+                times[latent].append(time.perf_counter() - t0)
+    medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    print(f"training step, d = {args.dim}, batch {args.batch}, median of {args.repeats} (ms):")
+    for latent, ms in medians.items():
+        print(f"  {latent:<7} {ms:7.3f} ms   {ms / medians['normal']:.2f}x N-VAE")
+    metrics = {f"step_ms_{k}": v for k, v in medians.items()}
+    metrics["vmf_over_normal"] = medians["vmf"] / medians["normal"]
+    print(f"target: S-VAE step within 1.25x of the N-VAE's: {metrics['vmf_over_normal']:.2f}x "
+          f"({'met' if metrics['vmf_over_normal'] <= 1.25 else 'NOT met'})")
+    if not args.skip_ll:
+        for latent in ("normal", "vmf"):
+            t0 = time.perf_counter()
+            ll = test_log_likelihood(models[latent], data.test_x, MnistConfig(latent=latent, dim=args.dim))
+            seconds = time.perf_counter() - t0
+            metrics[f"test_ll_seconds_{latent}"] = seconds
+            print(f"log-likelihood of 10 000 test images, 500 samples, {latent}: {seconds:.0f} s "
+                  f"(untrained model: {ll:.1f} nats; target < 300 s)")
+    if args.json:
+        write_record(args.json, command="benchmarks/train_step.py", config=vars(args), metrics=metrics,
+                     wall_time=time.time() - start)
+
+
+if __name__ == "__main__":
+    main()
