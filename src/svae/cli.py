@@ -75,12 +75,42 @@ def _reproduce(args) -> int:
 
         table = reproduce(seeds=args.seeds or 10, jobs=args.jobs, out_dir=args.out or "results/linkpred",
                           table=args.table or "results/linkpred.md", data_dir=args.data_dir, cache_dir=args.cache_dir)
-    else:
+    elif args.experiment == "mnist":
         from svae.experiments.mnist import reproduce
 
         table = reproduce(profile=args.profile, seeds=args.seeds or 1, jobs=args.jobs, out_dir=args.out,
                           table=args.table, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    else:
+        from svae.experiments.m1m2 import reproduce
+
+        table = reproduce(profile=args.profile, seeds=args.seeds or 1, jobs=args.jobs,
+                          out_dir=args.out or "results/m1m2", table=args.table, data_dir=args.data_dir,
+                          cache_dir=args.cache_dir)
     print(table)
+    return 0
+
+
+def _m1m2(args) -> int:
+    from svae.experiments.m1m2 import PROFILES, M1M2Config, run
+    from svae.records import write_record
+
+    torch.distributions.Distribution.set_default_validate_args(False)
+    overrides = {k: getattr(args, k) for k in ("alpha", "device") if getattr(args, k) is not None}
+    try:
+        config = M1M2Config(m1=args.m1, m2=args.m2, z1=args.z1, z2=args.z2, labels=args.labels, seed=args.seed,
+                            profile=args.profile, **{**PROFILES[args.profile], **overrides})
+    except ValueError as error:
+        args.parser.error(str(error))
+    try:
+        record = run(config, m1_dir=args.m1_dir, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    except ValueError as error:  # e.g. more labels than the training set holds
+        args.parser.error(str(error))
+    print(f"M1 {config.m1} z1={config.z1} + M2 {config.m2} z2={config.z2}, {config.labels} labels, seed "
+          f"{config.seed}: test accuracy {100 * record['metrics']['test_accuracy']:.2f} % ({record['wall_time']:.0f} s)")
+    if args.json:
+        path = write_record(args.json, command="svae m1m2", config=record["config"], metrics=record["metrics"],
+                            wall_time=record["wall_time"], history=record["history"])
+        print(f"record written to {path}")
     return 0
 
 
@@ -174,6 +204,15 @@ def add_cache_dir(parser: argparse.ArgumentParser) -> None:
                         help="writable cache (default: $SVAE_CACHE_DIR, else ~/.cache/svae)")
 
 
+def add_experiment_options(parser: argparse.ArgumentParser, run) -> None:
+    """The options every training command shares: device, data, cache, JSON record."""
+    parser.add_argument("--device", help="cpu or cuda (default cpu)")
+    add_data_dir(parser)
+    add_cache_dir(parser)
+    add_json(parser)
+    parser.set_defaults(run=run, parser=parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svae", description="Hyperspherical latent-variable models.")
     parser.add_argument("--version", action="version", version=f"svae {svae.__version__}")
@@ -206,11 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--scale", type=float, help="decoder scale on z_i^T z_j (default 1)")
     lp.add_argument("--learn-scale", dest="learn_scale", action=argparse.BooleanOptionalAction, default=None,
                     help="learn the decoder scale")
-    lp.add_argument("--device", help="cpu or cuda (default cpu)")
-    add_data_dir(lp)
-    add_cache_dir(lp)
-    add_json(lp)
-    lp.set_defaults(run=_linkpred, parser=lp)
+    add_experiment_options(lp, _linkpred)
 
     pl = commands.add_parser("plot", help="figures from JSON records: learning curves, latent spaces, ROC curves")
     pl.add_argument("kind", choices=["curves", "latent", "roc"])
@@ -235,15 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rejection-sampling gradient correction for the vMF (default off)")
     mn.add_argument("--micro-batches", dest="micro_batches", type=int,
                     help="micro-batches per step (gradient accumulation; default 1, or the torchrun world size)")
-    mn.add_argument("--device", help="cpu or cuda")
     mn.add_argument("--checkpoint", help="checkpoint file: written every epoch, resumed from if present")
-    add_data_dir(mn)
-    add_cache_dir(mn)
-    add_json(mn)
-    mn.set_defaults(run=_mnist, parser=mn)
+    add_experiment_options(mn, _mnist)
+
+    mm = commands.add_parser("m1m2", help="semi-supervised MNIST: M1+M2 with spherical / Gaussian latents (Table 3)")
+    mm.add_argument("--m1", required=True, choices=["normal", "vmf"], help="M1's latent family")
+    mm.add_argument("--m2", required=True, choices=["normal", "vmf"], help="M2's latent family (z2)")
+    mm.add_argument("--z1", type=int, required=True, help="M1's latent degrees of freedom")
+    mm.add_argument("--z2", type=int, required=True, help="M2's latent degrees of freedom")
+    mm.add_argument("--labels", type=int, default=100, help="labelled training images, balanced over the classes")
+    mm.add_argument("--seed", type=int, default=0)
+    mm.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="run budget of M1 and M2")
+    mm.add_argument("--alpha", type=float, help="weight of the labelled cross-entropy")
+    mm.add_argument("--m1-dir", dest="m1_dir", default="results/m1m2", help="where trained M1 models are kept and reused")
+    add_experiment_options(mm, _m1m2)
 
     rep = commands.add_parser("reproduce", help="run a paper table's whole grid (resumable) and write it")
-    rep.add_argument("experiment", choices=["linkpred", "mnist"])
+    rep.add_argument("experiment", choices=["linkpred", "mnist", "m1m2"])
     rep.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="mnist run budget")
     rep.add_argument("--seeds", type=int, default=None, help="seeds per cell (linkpred 10, mnist 1)")
     rep.add_argument("--jobs", type=int, default=1, help="parallel runs (threads are shared out)")

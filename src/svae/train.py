@@ -76,7 +76,7 @@ def _stream_seed(*parts: int) -> int:
 
 @torch.no_grad()
 def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Callable | None = None,
-             seed: int = 0) -> dict:
+             seed: int = 0, objective: Callable = elbo_terms) -> dict:
     """Mean ELBO, reconstruction and KL per example (for an AE: reconstruction only); the sampling
     and ``transform`` randomness comes from ``seed``."""
     model.eval()
@@ -86,7 +86,7 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Cal
         for start in range(0, len(x), batch_size):
             batch = x[start:start + batch_size]
             batch = transform(batch) if transform else batch
-            terms = elbo_terms(model, batch)
+            terms = objective(model, batch)
             for key in ("elbo", "recon", "kl"):
                 if key in terms:
                     sums[key] = sums.get(key, 0.0) + terms[key].double().sum().item()
@@ -102,9 +102,12 @@ def _world() -> tuple[int, int]:
 
 def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainConfig, *,
         transform: Callable | None = None, progress: bool = True, desc: str = "train",
-        checkpoint: str | os.PathLike | None = None, stop_after: int | None = None) -> dict:
+        checkpoint: str | os.PathLike | None = None, stop_after: int | None = None,
+        objective: Callable = elbo_terms) -> dict:
     """Train ``model`` in place; return the history and the best epoch (the model is left at it).
 
+    ``objective(model, x, kl_weight=, correction=)`` returns a dict with the ``loss`` to minimise
+    and per-example ``elbo``, ``recon``, ``kl`` (:func:`svae.nn.objectives.elbo_terms` by default).
     ``transform`` is applied to every micro-batch (e.g. dynamic binarisation). With
     ``checkpoint``, the state after every epoch is written there atomically, and an existing
     checkpoint is resumed from. ``stop_after`` ends the run after that many epochs of this call
@@ -153,7 +156,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
                 torch.manual_seed(_stream_seed(config.seed, state["step"], shard))
                 x = train_x[shard_index].to(config.device)
                 x = transform(x) if transform else x
-                terms = elbo_terms(model, x, kl_weight=kl_weight, correction=config.correction)
+                terms = objective(model, x, kl_weight=kl_weight, correction=config.correction)
                 loss = terms["loss"] * len(shard_index) / len(batch_index)
                 if not torch.isfinite(loss):
                     where = f"a checkpoint of epoch {state['epoch']} is kept at {checkpoint}" if checkpoint \
@@ -177,7 +180,8 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             dist.all_reduce(totals)
         train = {f"train_{k}": totals[i + 1].item() / totals[0].item()
                  for i, k in enumerate(("elbo", "recon", "kl")) if k in sums}
-        val = evaluate(model, val_x.to(config.device), transform=transform, seed=_stream_seed(config.seed, epoch, 1))
+        val = evaluate(model, val_x.to(config.device), transform=transform, seed=_stream_seed(config.seed, epoch, 1),
+                       objective=objective)
         val = {f"val_{k}": v for k, v in val.items()}
         state["history"].append({"epoch": epoch, "kl_weight": kl_weight, **train, **val})
         score = val[f"val_{score_key}"]

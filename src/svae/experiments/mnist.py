@@ -107,20 +107,32 @@ def test_log_likelihood(model: VAE, x: torch.Tensor, config: MnistConfig, batch_
     return total / len(x)
 
 
-def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, progress: bool = True) -> dict | None:
-    """Train and evaluate one model; the record (None on data-parallel workers other than rank 0)."""
-    start = time.time()
+def load_data(config: MnistConfig, *, data_dir=None, cache_dir=None):
+    """MNIST, cut to ``config.train_subset`` images (and a fifth as many validation/test) if set."""
     data = load_mnist(data_dir=data_dir, cache_dir=cache_dir)
     if config.train_subset:
         n = config.train_subset
         data = replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n], val_x=data.val_x[: n // 5],
                        val_y=data.val_y[: n // 5], test_x=data.test_x[: n // 5], test_y=data.test_y[: n // 5])
+    return data
+
+
+def train_model(config: MnistConfig, data, *, checkpoint=None, progress: bool = True) -> tuple[VAE, dict]:
+    """Build and train the model of ``config``; (model at its best epoch, the training history)."""
     torch.manual_seed(config.seed)
     model = build_model(config)
     fitted = fit(model, data.train_x, data.val_x, config.train_config(), transform=binarize, progress=progress,
                  desc=f"{config.latent} d={config.dim}", checkpoint=checkpoint)
     if not fitted["finished"]:
         raise RuntimeError("training was interrupted before the end")
+    return model, fitted
+
+
+def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, progress: bool = True) -> dict | None:
+    """Train and evaluate one model; the record (None on data-parallel workers other than rank 0)."""
+    start = time.time()
+    data = load_data(config, data_dir=data_dir, cache_dir=cache_dir)
+    model, fitted = train_model(config, data, checkpoint=checkpoint, progress=progress)
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return None
     model.eval()

@@ -1,0 +1,233 @@
+"""Semi-supervised MNIST with 100 labels: M1+M2 (Kingma et al. 2014) with spherical and Gaussian
+latents (the paper's Table 3).
+
+M1 is the unsupervised VAE of :mod:`svae.experiments.mnist` (latent z1, trained on all 50 000
+training images). Each image is encoded by M1's posterior mean (Gaussian) or mean direction
+(sphere) of its grey levels. M2 (:class:`svae.nn.m2.M2`) is trained on these codes: all 50 000 as
+unlabelled data, a balanced labelled set (``labels / 10`` per class) in every step, loss
+-U (unlabelled batch) - L (labelled set) + alpha * cross-entropy (labelled set). The reported
+figure is the test accuracy of M2's classifier q(y | z1). Configurations: N+N (Gaussian M1 and
+M2), S+S (both vMF), S+N (vMF M1, Gaussian M2).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from svae.experiments.mnist import PROFILES as MNIST_PROFILES
+from svae.experiments.mnist import MnistConfig, load_data, train_model
+from svae.nn.latent import latent_family
+from svae.nn.m2 import M2
+from svae.train import TrainConfig, fit
+
+NUM_CLASSES = 10
+CONFIGURATIONS = {"N+N": ("normal", "normal"), "S+S": ("vmf", "vmf"), "S+N": ("vmf", "normal")}
+DIMS = (5, 10, 50)
+
+# M1 budgets are those of svae.experiments.mnist; M2's are below.
+PROFILES = {
+    "paper": {"m2_epochs": 300, "m2_patience": 50},
+    "fast": {"m2_epochs": 30, "m2_patience": 10},
+    "smoke": {"m2_epochs": 1, "m2_patience": None},
+}
+
+
+@dataclass
+class M1M2Config:
+    m1: str = "vmf"
+    m2: str = "normal"
+    z1: int = 10
+    z2: int = 10
+    labels: int = 100
+    seed: int = 0
+    profile: str = "fast"  # M1's budget (svae.experiments.mnist.PROFILES) and M2's (PROFILES here)
+    m2_epochs: int = 30
+    m2_patience: int | None = 10
+    m2_lr: float = 3e-4
+    m2_batch_size: int = 100
+    m2_hidden: tuple = (500,)
+    alpha: float = 1.0  # weight of the labelled cross-entropy, per labelled example
+    device: str = "cpu"
+
+    def __post_init__(self):
+        for name in ("m1", "m2"):
+            if getattr(self, name) not in ("normal", "vmf"):
+                raise ValueError(f"{name} must be 'normal' or 'vmf', got {getattr(self, name)!r}")
+        for name in ("z1", "z2"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {list(PROFILES)}, got {self.profile!r}")
+        check_label_count(self.labels)
+        self.m2_hidden = tuple(self.m2_hidden)
+        self.m2_train_config()
+
+    def m1_config(self) -> MnistConfig:
+        return MnistConfig(latent=self.m1, dim=self.z1, seed=self.seed, device=self.device,
+                           **MNIST_PROFILES[self.profile])
+
+    def m2_train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.m2_epochs, lr=self.m2_lr, batch_size=self.m2_batch_size,
+                           patience=self.m2_patience, seed=self.seed, device=self.device)
+
+
+def check_label_count(labels, available: int | None = None) -> int:
+    """A number of labels that splits evenly over the classes and exists in the training set."""
+    if isinstance(labels, bool) or not isinstance(labels, int) or labels <= 0:
+        raise ValueError(f"labels must be a positive int, got {labels!r}")
+    if labels % NUM_CLASSES:
+        raise ValueError(f"labels must be divisible by the {NUM_CLASSES} classes (a balanced set), got {labels}")
+    if available is not None and labels > available:
+        raise ValueError(f"labels ({labels}) exceeds the {available} labelled images available per class x classes")
+    return labels
+
+
+def balanced_labels(targets: torch.Tensor, labels: int, seed: int) -> torch.Tensor:
+    """Indices of ``labels / 10`` random training examples of each class."""
+    per_class = labels // NUM_CLASSES
+    counts = torch.bincount(targets, minlength=NUM_CLASSES)
+    check_label_count(labels, available=int(counts.min()) * NUM_CLASSES)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = [torch.nonzero(targets == c).squeeze(-1)[torch.randperm(int(counts[c]), generator=generator)[:per_class]]
+              for c in range(NUM_CLASSES)]
+    return torch.cat(chosen)
+
+
+def m2_objective(labelled_x: torch.Tensor, labelled_y: torch.Tensor, alpha: float):
+    """The semi-supervised loss, for :func:`svae.train.fit`: -U on the batch, -L and alpha * cross-entropy
+    on the whole labelled set; the reported ELBO is U."""
+    targets = F.one_hot(labelled_y, NUM_CLASSES).to(labelled_x.dtype)
+
+    def objective(model: M2, x: torch.Tensor, kl_weight: float = 1.0, correction: bool = False) -> dict:
+        options = {"kl_weight": kl_weight, "correction": correction}
+        unlabelled = model.unlabelled_bound(x, **options)
+        labelled = model.labelled_bound(labelled_x, targets, **options)
+        cross_entropy = F.cross_entropy(model.classify(labelled_x), labelled_y)
+        loss = -unlabelled["objective"].mean() - labelled["objective"].mean() + alpha * cross_entropy
+        return {"loss": loss, **{k: unlabelled[k] for k in ("elbo", "recon", "kl")}}
+
+    return objective
+
+
+def m1_path(out_dir, config: M1M2Config) -> Path:
+    return Path(out_dir) / "m1" / f"{config.m1}_z{config.z1}_seed{config.seed}_{config.profile}.pt"
+
+
+@torch.no_grad()
+def encode_all(model, data) -> dict:
+    """M1's codes (posterior means / mean directions) of the grey-level images of every split."""
+    return {split: model.embed(getattr(data, f"{split}_x")) for split in ("train", "val", "test")}
+
+
+def run(config: M1M2Config, *, m1_dir="results/m1m2", data_dir=None, cache_dir=None, progress: bool = True) -> dict:
+    """Train (or reuse) M1, train M2 on its codes, report the test accuracy of M2's classifier."""
+    start = time.time()
+    m1_config = config.m1_config()
+    data = load_data(m1_config, data_dir=data_dir, cache_dir=cache_dir)
+    path = m1_path(m1_dir, config)
+    if path.exists():
+        from svae.experiments.mnist import build_model
+
+        m1 = build_model(m1_config)
+        m1.load_state_dict(torch.load(path, map_location=config.device))
+    else:
+        m1, _ = train_model(m1_config, data, checkpoint=path.with_suffix(".ckpt"), progress=progress)
+        from svae.atomic import atomic_write
+
+        atomic_write(path, lambda tmp: torch.save(m1.state_dict(), tmp))
+        path.with_suffix(".ckpt").unlink(missing_ok=True)
+    m1.eval()
+    codes = encode_all(m1, data)
+    labelled = balanced_labels(data.train_y, config.labels, config.seed)
+    torch.manual_seed(config.seed)
+    m2 = M2(m1.latent.code_dim, NUM_CLASSES, latent_family(config.m2, config.z2),
+            data="vmf" if config.m1 == "vmf" else "normal", hidden=config.m2_hidden)
+    objective = m2_objective(codes["train"][labelled].to(config.device), data.train_y[labelled].to(config.device),
+                             config.alpha)
+    fitted = fit(m2, codes["train"], codes["val"], config.m2_train_config(), objective=objective,
+                 progress=progress, desc=f"M2 {config.m1}+{config.m2} z1={config.z1} z2={config.z2}")
+    m2.eval()
+    with torch.no_grad():
+        predictions = m2.classify(codes["test"].to(config.device)).argmax(-1).cpu()
+    accuracy = (predictions == data.test_y).double().mean().item()
+    return {"config": asdict(config), "metrics": {"test_accuracy": accuracy, "m2_best_epoch": fitted["best_epoch"]},
+            "history": fitted["history"], "wall_time": time.time() - start}
+
+
+# --- Table 3 -------------------------------------------------------------------------------------------
+
+
+def record_path(out_dir, config: M1M2Config) -> Path:
+    name = {v: k for k, v in CONFIGURATIONS.items()}[(config.m1, config.m2)].replace("+", "")
+    return Path(out_dir) / config.profile / f"{name}_z1{config.z1}_z2{config.z2}_seed{config.seed}.json"
+
+
+def write_run(config: M1M2Config, path, *, out_dir, data_dir=None, cache_dir=None) -> None:
+    from svae.records import write_record
+
+    record = run(config, m1_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir, progress=False)
+    write_record(path, command="svae reproduce m1m2", config=record["config"], metrics=record["metrics"],
+                 wall_time=record["wall_time"], history=record["history"])
+
+
+def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="results/m1m2", table=None,
+              data_dir=None, cache_dir=None, dims=DIMS, progress: bool = True) -> str:
+    """N+N, S+S and S+N for z1, z2 in {5, 10, 50}: train (M1 shared between the M2 runs), write Table 3."""
+    from svae.data.mnist import load_mnist
+    from svae.experiments.grid import run_grid
+
+    configs = [M1M2Config(m1=m1, m2=m2, z1=z1, z2=z2, seed=s, profile=profile, **PROFILES[profile])
+               for z1 in dims for z2 in dims for m1, m2 in CONFIGURATIONS.values() for s in range(seeds)]
+    load_mnist(data_dir=data_dir, cache_dir=cache_dir)
+    # M1 models first (one per family, z1 and seed), so that parallel M2 runs never train the same M1
+    m1_first = {(c.m1, c.z1, c.seed): c for c in configs}
+    run_grid(list(m1_first.values()), partial(record_path, out_dir),
+             partial(write_run, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir), jobs=jobs,
+             desc="M1 (+ first M2)", progress=progress)
+    run_grid(configs, partial(record_path, out_dir),
+             partial(write_run, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir), jobs=jobs,
+             desc="M2 runs", progress=progress)
+    return write_table(configs, out_dir, Path(table or f"{out_dir}_{profile}.md"), profile)
+
+
+def write_table(configs, out_dir, table, profile: str) -> str:
+    import json
+
+    from svae.atomic import atomic_write_text
+    from svae.experiments.paper import MNIST_TABLE3
+
+    groups = {}
+    for config in configs:
+        metrics = json.loads(record_path(out_dir, config).read_text())["metrics"]
+        groups.setdefault((config.z1, config.z2, config.m1, config.m2), []).append(100 * metrics["test_accuracy"])
+    seeds = len(next(iter(groups.values())))
+    names = list(CONFIGURATIONS)
+    lines = [f"# Semi-supervised MNIST, 100 labels: Table 3 of Davidson et al. (2018), profile `{profile}`", "",
+             f"Test accuracy (%) of M2's classifier, mean ± std over {seeds} seed(s); paper values in "
+             "parentheses (unverified copies). Generated by `svae reproduce m1m2` from the records in "
+             f"`{out_dir}/{profile}/`. Budget: M1 as `svae reproduce mnist --profile {profile}`, M2 "
+             + ", ".join(f"{k} = {v}" for k, v in PROFILES[profile].items()) + ".", "",
+             "| z1 | z2 | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for z1 in sorted({c.z1 for c in configs}):
+        for z2 in sorted({c.z2 for c in configs}):
+            cells = []
+            for name in names:
+                values = groups.get((z1, z2, *CONFIGURATIONS[name]))
+                if not values:
+                    cells.append("—")
+                    continue
+                mean = statistics.mean(values)
+                spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+                paper = MNIST_TABLE3.get((z1, z2), {}).get(name)
+                cells.append(f"{mean:.1f}{spread}" + (f" ({paper:.1f})" if paper is not None else ""))
+            lines.append(f"| {z1} | {z2} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(table, text)
+    return text

@@ -1,0 +1,64 @@
+"""M1+M2: the unlabelled bound, label sets, and a smoke run of each configuration."""
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from svae.experiments.m1m2 import CONFIGURATIONS, M1M2Config, balanced_labels, check_label_count, run
+from svae.nn.latent import latent_family
+from svae.nn.m2 import M2
+
+
+@pytest.mark.parametrize("data", ["normal", "vmf"])
+def test_unlabelled_bound_is_the_label_marginalised_sum(data):
+    # A near-deterministic q(z2|x,y) (scale ~1e-13) makes each L(x, y) a function of (x, y) alone,
+    # so the batched U can be checked against a loop over the classes.
+    torch.manual_seed(0)
+    model = M2(4, 3, latent_family("normal", 2), data=data, hidden=(8,)).double()
+    with torch.no_grad():
+        model.encoder[-1].bias[2:].fill_(-30.0)
+        model.encoder[-1].weight[2:].zero_()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    if data == "vmf":
+        x = F.normalize(x, dim=-1)
+    out = model.unlabelled_bound(x)
+    q = F.softmax(model.classify(x), dim=-1)
+    per_class = torch.stack([model.labelled_bound(x, F.one_hot(torch.full((5,), y), 3).double())["elbo"]
+                             for y in range(3)], dim=-1)
+    expected = (q * per_class).sum(-1) - (q * q.log()).sum(-1)
+    assert torch.allclose(out["elbo"], expected, rtol=1e-9, atol=1e-9)
+    assert torch.allclose(out["elbo"], out["recon"] - out["kl"])
+
+
+def test_balanced_labels():
+    targets = torch.arange(10).repeat_interleave(30)
+    chosen = balanced_labels(targets, 100, seed=1)
+    assert len(chosen) == 100 and len(set(chosen.tolist())) == 100
+    assert torch.bincount(targets[chosen]).tolist() == [10] * 10
+    assert torch.equal(chosen, balanced_labels(targets, 100, seed=1))
+
+
+@pytest.mark.parametrize("labels, message", [(0, "labels must be a positive int"), (-10, "labels must be a positive int"),
+                                             (105, "divisible by the 10 classes"), (400, "exceeds the 300")])
+def test_bad_label_counts(labels, message):
+    with pytest.raises(ValueError, match=message):
+        balanced_labels(torch.arange(10).repeat_interleave(30), labels, seed=0)
+
+
+def test_bad_label_count_on_the_command_line():
+    result = subprocess.run([sys.executable, "-m", "svae.cli", "m1m2", "--m1", "vmf", "--m2", "normal", "--z1", "5",
+                             "--z2", "5", "--labels", "55"], capture_output=True, text=True)
+    assert result.returncode == 2 and "divisible by the 10 classes" in result.stderr
+
+
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+def test_smoke_run_of_each_configuration(name, tmp_path, mirror, cache):
+    m1, m2 = CONFIGURATIONS[name]
+    config = M1M2Config(m1=m1, m2=m2, z1=3, z2=2, profile="smoke", m2_epochs=1, m2_patience=None)
+    record = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
+    assert 0 <= record["metrics"]["test_accuracy"] <= 1
+    assert (tmp_path / "m1" / f"{m1}_z3_seed0_smoke.pt").exists()
+    again = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)  # M1 reused
+    assert again["metrics"] == record["metrics"]
