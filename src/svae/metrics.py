@@ -82,19 +82,16 @@ def circular_alignment(true_angle: torch.Tensor, codes: torch.Tensor) -> float:
     return max(torch.polar(torch.ones_like(phi), phi - s * theta).mean().abs().item() for s in (1, -1))
 
 
-def neighbourhood_preservation(true_points: torch.Tensor, codes: torch.Tensor, *, k: int = 10) -> float:
-    """Mean fraction of each point's k nearest neighbours (true latent space) that are also among its
-    k nearest neighbours in code space: 1 when the codes keep the local structure, about k/n when
-    unrelated. Invariant to rotations, reflections and scale of the codes."""
-    n = len(codes)
-    if not 1 <= k < n:
-        raise ValueError(f"k must be in [1, {n - 1}], got {k}")
+def distance_preservation(true_points: torch.Tensor, codes: torch.Tensor) -> float:
+    """Spearman rank correlation between the pairwise distances of the true latent points and those
+    of the codes: 1 when the codes keep the order of all distances (an isometry up to a monotone
+    map: rotations, reflections and scale are free), about 0 when unrelated."""
+    if len(true_points) != len(codes) or len(codes) < 3:
+        raise ValueError(f"need as many true points as codes, at least 3; got {len(true_points)} and {len(codes)}")
+    upper = torch.triu_indices(len(codes), len(codes), 1)
 
-    def neighbours(points):
-        distances = torch.cdist(points.double(), points.double())
-        distances.fill_diagonal_(float("inf"))
-        return distances.topk(k, largest=False).indices
+    def ranks(points):
+        distances = torch.cdist(points.double(), points.double())[upper[0], upper[1]]
+        return distances.argsort().argsort().double()
 
-    true_nn, code_nn = neighbours(true_points), neighbours(codes)
-    shared = (true_nn.unsqueeze(-1) == code_nn.unsqueeze(-2)).any(-1).sum()
-    return shared.item() / (n * k)
+    return torch.corrcoef(torch.stack([ranks(true_points), ranks(codes)]))[0, 1].item()

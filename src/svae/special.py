@@ -79,6 +79,20 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float32 if x.device.type == "mps" else torch.float64
 
 
+def _stack_orders(v, like: torch.Tensor) -> torch.Tensor:
+    """The orders (v, v + 1) stacked along a new first dimension, broadcastable against ``like``."""
+    if isinstance(v, torch.Tensor):
+        return torch.stack([v, v + 1])
+    return like.new_tensor([v, v + 1]).view(2, *([1] * like.dim()))
+
+
+@lru_cache(maxsize=256)
+def _series_denominators(v: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """k (nu + k) for nu = v, v + 1 and k = 1..K: the ratio of consecutive series terms, per order."""
+    k = _constants(dtype, device)[2]
+    return torch.stack([k * (v + k), k * (v + 1 + k)])
+
+
 def _debye_log_sum(nu, r, coef):
     """log sum_k r^-k P_k((nu/r)^2), the correction factor of the Debye expansion.
 
@@ -92,78 +106,102 @@ def _debye_log_sum(nu, r, coef):
     return torch.log1p((t_powers * poly).sum(-1))
 
 
-def _debye_terms(v, x, coef):
-    """(log_ive_v, log_ive_over_power_v, log R_{v+1}) by the uniform expansion (r >= r0)."""
+def _debye_terms(v, x, coef, with_log_ive: bool = True):
+    """(log_ive_v or None, log_ive_over_power_v, log R_{v+1}) by the uniform expansion (r >= r0).
+
+    ``v`` is a number or a tensor shaped like ``x``.
+    """
     v1 = v + 1
-    r, r1 = torch.hypot(v, x), torch.hypot(v1, x)
-    log_sums = _debye_log_sum(torch.stack([v, v1]), torch.stack([r, r1]), coef)
-    common = v.square() / (r + x) - 0.5 * torch.log(2 * math.pi * r) + log_sums[0]
-    log_ive_v = common - v * torch.asinh(v / x)
+    x2 = x.square()
+    r, r1 = torch.sqrt(x2 + v * v), torch.sqrt(x2 + v1 * v1)
+    log_sums = _debye_log_sum(_stack_orders(v, x), torch.stack([r, r1]), coef)
+    common = v * v / (r + x) - 0.5 * torch.log(2 * math.pi * r) + log_sums[0]
+    log_ive_v = common - v * torch.asinh(v / x) if with_log_ive else None
     log_over_power = common - v * torch.log(v + r)
     # log I_{v+1} - log I_v with the leading terms differenced by hand:
     # r1 - r = (2v+1)/(r1 + r) and asinh((v+1)/x) - asinh(v/x) = asinh((2v+1)/((v+1) r + v r1)).
     two_v1 = 2 * v + 1
+    r_sum = r1 + r
     log_ratio = (
-        two_v1 / (r1 + r)
+        two_v1 / r_sum
         - torch.asinh(v1 / x)
         - v * torch.asinh(two_v1 / (v1 * r + v * r1))
-        - 0.5 * torch.log1p(two_v1 / ((r1 + r) * r))
+        - 0.5 * torch.log1p(two_v1 / (r_sum * r))
         + (log_sums[1] - log_sums[0])
     )
     return log_ive_v, log_over_power, log_ratio
 
 
-def _series_terms(v, x, k):
+def _series_terms(v, x, k, with_log_ive: bool = True):
     """The same three values from the power series of I_v (r < r0, so x < r0)."""
-    v1 = v + 1
-    nu = torch.stack([v, v1]).unsqueeze(-1)
+    if isinstance(v, torch.Tensor):
+        denominators = k * (_stack_orders(v, x).unsqueeze(-1) + k)
+        lgamma_v1 = torch.lgamma(v + 1)
+    else:
+        denominators = _series_denominators(float(v), x.dtype, x.device).view(2, *([1] * x.dim()), -1)
+        lgamma_v1 = math.lgamma(v + 1)
     # sum_{k>=1} (x^2/4)^k / (k! (nu+1)_k), a sum of positive terms
-    tails = torch.cumprod((x.square() / 4).unsqueeze(-1) / (k * (nu + k)), dim=-1).sum(-1)
+    tails = torch.cumprod((x.square() / 4).unsqueeze(-1) / denominators, dim=-1).sum(-1)
     log_tails = torch.log1p(tails)
-    log_over_power = log_tails[0] - x - v * math.log(2) - torch.lgamma(v1)
-    log_ive_v = log_over_power + torch.xlogy(v, x)
-    log_ratio = torch.log(x / (2 * v1)) + log_tails[1] - log_tails[0]
+    log_over_power = log_tails[0] - x - (v * math.log(2) + lgamma_v1)
+    log_ive_v = log_over_power + torch.xlogy(v, x) if with_log_ive else None
+    log_ratio = torch.log(x / (2 * (v + 1))) + log_tails[1] - log_tails[0]
     return log_ive_v, log_over_power, log_ratio
 
 
-def _bessel_terms(v: torch.Tensor, x: torch.Tensor):
+def _bessel_terms(v, x: torch.Tensor, with_log_ive: bool = True):
     """Forward values (log_ive_v, log_ive_over_power_v, log R_{v+1}), R_{v+1} = I_{v+1}/I_v.
 
-    Each regime is evaluated on its own elements only.
+    ``v`` is a number or a tensor shaped like ``x``. Each regime is evaluated on its own elements only.
     """
     r0, coef, k = _constants(x.dtype, x.device)
-    debye = torch.hypot(v, x) >= r0
+    debye = x.square() + v * v >= r0 * r0
     if bool(debye.all()):
-        return _debye_terms(v, x, coef)
+        return _debye_terms(v, x, coef, with_log_ive)
     series = ~debye
     if bool(series.all()):
-        return _series_terms(v, x, k)
-    out = torch.empty((3,) + x.shape, dtype=x.dtype, device=x.device)
-    out[:, debye] = torch.stack(_debye_terms(v[debye], x[debye], coef))
-    out[:, series] = torch.stack(_series_terms(v[series], x[series], k))
-    return out.unbind()
+        return _series_terms(v, x, k, with_log_ive)
+    pick = (lambda mask: v[mask]) if isinstance(v, torch.Tensor) else (lambda mask: v)
+    parts = ((debye, _debye_terms(pick(debye), x[debye], coef, with_log_ive)),
+             (series, _series_terms(pick(series), x[series], k, with_log_ive)))
+    out = []
+    for i in range(3):
+        if parts[0][1][i] is None:
+            out.append(None)
+            continue
+        values = torch.empty_like(x)
+        for mask, terms in parts:
+            values[mask] = terms[i]
+        out.append(values)
+    return out
 
 
 class _Bessel(torch.autograd.Function):
-    """(v, x) -> (log_ive_v, log_ive_over_power_v, R_{v+1}, 1 - R_{v+1}) with analytic backward."""
+    """(v, x) -> (log_ive_v or None, log_ive_over_power_v, R_{v+1}, 1 - R_{v+1}) with analytic backward.
+
+    ``v`` (not differentiated) is a number or a tensor shaped like ``x``.
+    """
 
     @staticmethod
-    def forward(ctx, v, x):
+    def forward(ctx, v, x, with_log_ive):
         ctx.set_materialize_grads(False)  # unused outputs give None, not 0 * inf at x = 0
-        log_ive_v, log_over_power, log_ratio = _bessel_terms(v, x)
+        log_ive_v, log_over_power, log_ratio = _bessel_terms(v, x, with_log_ive)
         ratio, complement = log_ratio.exp(), -torch.expm1(log_ratio)
-        ctx.save_for_backward(v, x, ratio, complement)
+        ctx.v = v
+        ctx.save_for_backward(x, ratio, complement)
         return log_ive_v, log_over_power, ratio, complement
 
     @staticmethod
     def backward(ctx, g_log_ive, g_log_over_power, g_ratio, g_complement):
-        v, x, ratio, complement = ctx.saved_tensors
+        x, ratio, complement = ctx.saved_tensors
+        v = ctx.v
         positive = x > 0
         safe_x = torch.where(positive, x, torch.ones_like(x))
         grad = torch.zeros_like(x)
         if g_log_ive is not None:
             # d/dx log I_v = I_{v+1}/I_v + v/x; at x = 0 the limit is +inf for v > 0.
-            v_over_x = torch.where(positive, v / safe_x, torch.where(v > 0, math.inf, 0.0))
+            at_zero = torch.where(torch.as_tensor(v, dtype=x.dtype, device=x.device) > 0, math.inf, 0.0)
+            v_over_x = torch.where(positive, v / safe_x, at_zero)
             grad = grad + g_log_ive * (v_over_x - complement)
         if g_log_over_power is not None:
             grad = grad - g_log_over_power * complement
@@ -175,23 +213,28 @@ class _Bessel(torch.autograd.Function):
                 grad = grad + g_ratio * d_ratio
             if g_complement is not None:
                 grad = grad - g_complement * d_ratio
-        return None, grad
+        return None, grad, None
 
 
 def _prepare(v, x, dtype=None):
+    """(order, x in the computation dtype, the output dtype); a numeric order stays a number."""
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x, dtype=torch.get_default_dtype())
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
     dtype = dtype or _compute_dtype(x)
-    v = torch.as_tensor(v, dtype=dtype, device=x.device)
-    v, xc = torch.broadcast_tensors(v, x.to(dtype))
+    if isinstance(v, torch.Tensor) and v.dim() > 0:
+        v, xc = torch.broadcast_tensors(v.to(dtype=dtype, device=x.device), x.to(dtype))
+    else:
+        v, xc = float(v), x.to(dtype)
     return v, xc, x.dtype
 
 
-def _apply(v, x, compute_dtype=None):
+def _apply(v, x, compute_dtype=None, outputs=(0, 1, 2, 3)):
+    """The outputs of _Bessel listed in ``outputs``, converted back to the input's dtype."""
     v, xc, out_dtype = _prepare(v, x, compute_dtype)
-    return [t.to(out_dtype) for t in _Bessel.apply(v, xc)]
+    values = _Bessel.apply(v, xc, 0 in outputs)
+    return [values[i].to(out_dtype) for i in outputs]
 
 
 def log_ive(v, x: torch.Tensor) -> torch.Tensor:
@@ -205,7 +248,7 @@ def log_ive(v, x: torch.Tensor) -> torch.Tensor:
         >>> log_ive(0.5, torch.tensor([1.0]))  # log(sqrt(2/pi) sinh(1) e^-1)
         tensor([-0.8577])
     """
-    return _apply(v, x)[0]
+    return _apply(v, x, outputs=(0,))[0]
 
 
 def log_ive_over_power(v, x: torch.Tensor) -> torch.Tensor:
@@ -214,7 +257,7 @@ def log_ive_over_power(v, x: torch.Tensor) -> torch.Tensor:
 
     The von Mises-Fisher log-normaliser is built on it, so that ``kappa -> 0`` needs no special case.
     """
-    return _apply(v, x)[1]
+    return _apply(v, x, outputs=(1,))[0]
 
 
 def iv_ratio_and_complement(v, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,10 +265,9 @@ def iv_ratio_and_complement(v, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
     The complement matters for large ``x``, where ``R -> 1`` and ``1 - R ~ (2v - 1)/(2x)``.
     """
-    v_t = torch.as_tensor(v)
-    if bool((v_t < 1).any()):
+    if bool((torch.as_tensor(v) < 1).any()):
         raise ValueError(f"iv_ratio_and_complement: expected orders v >= 1, got {v!r}")
-    _, _, ratio, complement = _apply(v_t - 1, x)
+    ratio, complement = _apply(v - 1, x, outputs=(2, 3))
     return ratio, complement
 
 
@@ -236,10 +278,11 @@ def iv_ratio(v, x: torch.Tensor) -> torch.Tensor:
     ``0 <= v < 1`` it follows from ``R_v = x / (2v + x R_{v+1})`` (three-term recurrence).
     The derivative in ``x`` is ``1 - R^2 - (2v - 1) R / x``.
     """
-    v_t, xc, out_dtype = _prepare(v, x)
+    v, xc, out_dtype = _prepare(v, x)
+    v_t = torch.as_tensor(v, dtype=xc.dtype, device=xc.device)
     low = v_t < 1
-    base = torch.where(low, v_t, v_t - 1)
-    ratio_next = _Bessel.apply(base, xc)[2]  # R_{base+1}
+    base = torch.where(low, v_t, v_t - 1) if isinstance(v, torch.Tensor) else (v if v < 1 else v - 1)
+    ratio_next = _Bessel.apply(base, xc, False)[2]  # R_{base+1}
     from_recurrence = xc / (2 * v_t + xc * ratio_next)
     from_recurrence = torch.where((xc == 0) & (v_t == 0), math.inf, from_recurrence)
     return torch.where(low, from_recurrence, ratio_next).to(out_dtype)
@@ -250,5 +293,5 @@ def log_ive_over_power_and_ratio(v, x: torch.Tensor) -> tuple[torch.Tensor, torc
 
     Everything the von Mises-Fisher KL and entropy need (``v = m/2 - 1``, ``R = A_m``).
     """
-    _, log_over_power, ratio, complement = _apply(v, x)
+    log_over_power, ratio, complement = _apply(v, x, outputs=(1, 2, 3))
     return log_over_power, ratio, complement
