@@ -131,3 +131,22 @@ def test_dense_loss_keeps_tiny_entries_in_float32():
     loss = model.dense_recon_loss(z, train_pos, block_elements=128)
     expected, _ = direct_kipf_loss(model.double(), z.double(), train_pos)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_reproduce_grid_resumes_and_tables_partial_grids(mirror, cache, tmp_path):
+    from svae.experiments.linkpred import reproduce
+
+    out, table = tmp_path / "records", tmp_path / "linkpred.md"
+    text = reproduce(seeds=1, datasets=("cora",), epochs=3, out_dir=out, table=table, data_dir=mirror,
+                     cache_dir=cache, progress=False)
+    rows = [line for line in text.splitlines() if line.startswith("| cora")]
+    assert [row.split(" | ")[1] for row in rows] == ["N-VGAE", "S-VGAE", "PS-VGAE", "S-VGAE + g_cor"]
+    assert table.read_text() == text and "Incomplete" not in text
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    reproduce(seeds=1, datasets=("cora",), epochs=3, out_dir=out, table=table, data_dir=mirror, cache_dir=cache,
+              progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps  # nothing retrained
+    (out / "cora_power_seed0.json").unlink()
+    text = reproduce(seeds=1, datasets=("cora",), epochs=3, out_dir=out, table=table, train=False)
+    assert "PS-VGAE" not in text and "Incomplete grid: 1 of its 4 runs" in text
+    assert not (out / "cora_power_seed0.json").exists()

@@ -70,11 +70,14 @@ def _reproduce(args) -> int:
     torch.distributions.Distribution.set_default_validate_args(False)
     if args.seeds is not None and args.seeds < 1 or args.jobs < 1:
         args.parser.error("--seeds and --jobs must be >= 1")
+    if args.table_only and args.experiment != "linkpred":
+        args.parser.error("--table-only is available for linkpred only")
     if args.experiment == "linkpred":
         from svae.experiments.linkpred import reproduce
 
         table = reproduce(seeds=args.seeds or 10, jobs=args.jobs, out_dir=args.out or "results/linkpred",
-                          table=args.table or "results/linkpred.md", data_dir=args.data_dir, cache_dir=args.cache_dir)
+                          table=args.table or "results/linkpred.md", data_dir=args.data_dir, cache_dir=args.cache_dir,
+                          train=not args.table_only)
     elif args.experiment == "mnist":
         from svae.experiments.mnist import reproduce
 
@@ -294,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--table", default=None, help="table path (default results/<experiment>[_<profile>].md)")
     add_data_dir(rep)
     add_cache_dir(rep)
+    rep.add_argument("--table-only", action="store_true",
+                     help="linkpred: write the table from the records present, without training")
     rep.set_defaults(run=_reproduce, parser=rep)
     return parser
 
