@@ -27,7 +27,9 @@ def test_every_figure_kind_in_png_and_svg(tmp_path):
 
 def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"must end in \.png or \.svg"):
-        plots.roc_curves({}, tmp_path / "x.pdf")
+        plots.roc_curves({"model": ([1.0], [0.0])}, tmp_path / "x.pdf")
+    with pytest.raises(ValueError, match="at least one label"):
+        plots.roc_curves({}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="no per-epoch curve"):
         plots.learning_curves({"metrics": {}}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="2- or 3-dimensional"):

@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 import numpy as np  # noqa: E402
 
+from svae.atomic import atomic_write  # noqa: E402
+
 COLORS = np.array(["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                    "#7f7f7f", "#bcbd22", "#17becf"])
 FORMATS = (".png", ".svg")
@@ -19,12 +21,13 @@ FORMATS = (".png", ".svg")
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    if path.suffix not in FORMATS:
-        raise ValueError(f"figure path must end in {' or '.join(FORMATS)}, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        if path.suffix not in FORMATS:
+            raise ValueError(f"figure path must end in {' or '.join(FORMATS)}, got {path}")
+        # atomic: an interrupted run never leaves half a figure; the temporary name hides the format
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=130, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def latent_spaces(panels: dict, labels, path, *, title: str | None = None) -> Path:
@@ -82,6 +85,8 @@ def learning_curves(record: dict, path) -> Path:
 
 def roc_curves(curves: dict, path) -> Path:
     """ROC curves: ``curves`` maps a label to (positive scores, negative scores)."""
+    if not curves:
+        raise ValueError("roc_curves: curves must map at least one label to (positive scores, negative scores)")
     fig, ax = plt.subplots(figsize=(4, 4))
     for name, (pos, neg) in curves.items():
         scores = np.concatenate([pos, neg])
