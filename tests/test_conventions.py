@@ -78,3 +78,12 @@ def test_cache_files_are_hashed_once_and_rechecked_when_changed(tmp_path, monkey
     path.write_bytes(b"tampered")
     with pytest.raises(store.ChecksumError, match="f.bin: SHA-256"):
         store.fetch("f.bin", digest, data_dir=tmp_path / "mirror", cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "linkpred", "--seeds", "0"], "--seeds and --jobs must be >= 1"),
+    (["reproduce", "mnist", "--table-only"], "--table-only is available for linkpred only"),
+])
+def test_reproduce_rejects_bad_arguments(argv, message):
+    out = subprocess.run([sys.executable, "-m", "svae.cli", *argv], capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr
