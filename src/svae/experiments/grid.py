@@ -16,11 +16,17 @@ import torch
 from tqdm.auto import tqdm
 
 
-def is_done(path: Path, config) -> bool:
+def done_record(path: Path, config) -> dict | None:
+    """The record at ``path`` if it holds exactly ``config``, else None."""
     try:  # compared as JSON: tuples in the config are lists in the record
-        return json.loads(path.read_text())["config"] == json.loads(json.dumps(asdict(config)))
+        record = json.loads(path.read_text())
+        return record if record["config"] == json.loads(json.dumps(asdict(config))) else None
     except (OSError, ValueError, KeyError):
-        return False
+        return None
+
+
+def is_done(path: Path, config) -> bool:
+    return done_record(path, config) is not None
 
 
 def _call(task):

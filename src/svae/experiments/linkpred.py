@@ -214,22 +214,21 @@ def reproduce(*, seeds: int = 10, jobs: int = 1, out_dir="results/linkpred", tab
 
 def write_table(configs, out_dir, table) -> str:
     """results/linkpred.md: mean +- std over seeds next to the paper's Table 4."""
-    import json
     import statistics
     from pathlib import Path
 
     from svae.experiments.paper import KIPF_VGAE, LINKPRED
     from svae.atomic import atomic_write_text
 
-    from svae.experiments.grid import is_done
+    from svae.experiments.grid import done_record
 
     groups, missing = {}, 0
     for config in configs:
-        path = record_path(out_dir, config)
-        if not is_done(path, config):
+        record = done_record(record_path(out_dir, config), config)
+        if record is None:
             missing += 1
             continue
-        groups.setdefault((config.dataset, config.latent, config.correction), []).append(json.loads(path.read_text()))
+        groups.setdefault((config.dataset, config.latent, config.correction), []).append(record)
     names = {("normal", False): "N-VGAE", ("vmf", False): "S-VGAE", ("power", False): "PS-VGAE",
              ("vmf", True): "S-VGAE + g_cor"}
     lines = [
