@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from svae.experiments import m1m2
 from svae.experiments.m1m2 import CONFIGURATIONS, M1M2Config, balanced_labels, check_label_count, run
 from svae.nn.latent import latent_family
 from svae.nn.m2 import M2
@@ -59,6 +60,16 @@ def test_smoke_run_of_each_configuration(name, tmp_path, mirror, cache):
     config = M1M2Config(m1=m1, m2=m2, z1=3, z2=2, profile="smoke", m2_epochs=1, m2_patience=None)
     record = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
     assert 0 <= record["metrics"]["test_accuracy"] <= 1
-    assert (tmp_path / "m1" / f"{m1}_z3_seed0_smoke.pt").exists()
-    again = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)  # M1 reused
+    assert (tmp_path / "smoke" / "models" / f"{m1}_d3_seed0.pt").exists()  # the MNIST grid's model store
+
+
+def test_m1_is_reused_from_the_model_store(tmp_path, mirror, cache, monkeypatch):
+    config = M1M2Config(m1="vmf", m2="normal", z1=3, z2=2, profile="smoke", m2_epochs=1, m2_patience=None)
+    record = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("M1 was trained again")
+
+    monkeypatch.setattr(m1m2, "train_model", no_training)
+    again = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
     assert again["metrics"] == record["metrics"]

@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
-from svae.experiments.mnist import MnistConfig
+import torch
+
+from svae.experiments.mnist import MnistConfig, build_model, load_model, save_model
 
 
 def svae(*args, check=True):
@@ -33,6 +35,8 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
     assert text.count("| S-VAE |") == 10 and text.count("| N-VAE |") == 10 and text.count("| PS-VAE |") == 10
     records = sorted(p.name for p in (tmp_path / "records").glob("*.json"))
     assert len(records) == 15
+    models = sorted(p.name for p in (tmp_path / "records" / "models").glob("*.pt"))  # kept for M1+M2
+    assert models == [name.replace(".json", ".pt") for name in records]
     # resumable: a second call finds every record done and only rewrites the table
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "records").glob("*.json")}
     svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),
@@ -53,3 +57,14 @@ def test_bad_arguments(args, message):
 def test_config_validation():
     with pytest.raises(ValueError, match="latent must be one of"):
         MnistConfig(latent="x")
+
+
+def test_a_saved_model_is_reused_only_for_its_own_configuration(tmp_path):
+    config = MnistConfig(latent="vmf", dim=3, epochs=2, warmup_epochs=0)
+    torch.manual_seed(0)
+    model = build_model(config)
+    save_model(tmp_path / "m.pt", model, config)
+    loaded = load_model(tmp_path / "m.pt", config)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert load_model(tmp_path / "m.pt", MnistConfig(latent="vmf", dim=3, epochs=3, warmup_epochs=0)) is None
+    assert load_model(tmp_path / "missing.pt", config) is None

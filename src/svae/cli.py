@@ -285,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--seed", type=int, default=0)
     mm.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="run budget of M1 and M2")
     mm.add_argument("--alpha", type=float, help="weight of the labelled cross-entropy")
-    mm.add_argument("--m1-dir", dest="m1_dir", default="results/m1m2", help="where trained M1 models are kept and reused")
+    mm.add_argument("--m1-dir", dest="m1_dir", default="results/mnist",
+                    help="the MNIST grid's directory: M1 is its model of the same configuration, "
+                         "<dir>/<profile>/models/, reused or trained and kept there")
     add_experiment_options(mm, _m1m2)
 
     rep = commands.add_parser("reproduce", help="run a paper table's whole grid (resumable) and write it")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from svae.experiments.mnist import PROFILES as MNIST_PROFILES
-from svae.experiments.mnist import MnistConfig, load_data, train_model
+from svae.experiments.mnist import MnistConfig, load_data, load_model, model_path, save_model, train_model
 from svae.nn.latent import latent_family
 from svae.nn.m2 import M2
 from svae.train import TrainConfig, fit
@@ -116,8 +116,9 @@ def m2_objective(labelled_x: torch.Tensor, labelled_y: torch.Tensor, alpha: floa
     return objective
 
 
-def m1_path(out_dir, config: M1M2Config) -> Path:
-    return Path(out_dir) / "m1" / f"{config.m1}_z{config.z1}_seed{config.seed}_{config.profile}.pt"
+def m1_path(mnist_dir, config: M1M2Config) -> Path:
+    """M1 is the MNIST grid's model of the same configuration: trained once, shared by both experiments."""
+    return model_path(Path(mnist_dir) / config.profile, config.m1_config())
 
 
 @torch.no_grad()
@@ -126,23 +127,22 @@ def encode_all(model, data) -> dict:
     return {split: model.embed(getattr(data, f"{split}_x")) for split in ("train", "val", "test")}
 
 
-def run(config: M1M2Config, *, m1_dir="results/m1m2", data_dir=None, cache_dir=None, progress: bool = True) -> dict:
-    """Train (or reuse) M1, train M2 on its codes, report the test accuracy of M2's classifier."""
+def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=None, progress: bool = True) -> dict:
+    """Train (or reuse) M1, train M2 on its codes, report the test accuracy of M2's classifier.
+
+    M1 is looked up in the MNIST grid's model store under ``m1_dir`` (see :func:`m1_path`) and
+    trained and stored there if it is missing or was trained with another configuration.
+    """
     start = time.time()
     m1_config = config.m1_config()
     data = load_data(m1_config, data_dir=data_dir, cache_dir=cache_dir)
     path = m1_path(m1_dir, config)
-    if path.exists():
-        from svae.experiments.mnist import build_model
-
-        m1 = build_model(m1_config)
-        m1.load_state_dict(torch.load(path, map_location=config.device))
-    else:
-        m1, _ = train_model(m1_config, data, checkpoint=path.with_suffix(".ckpt"), progress=progress)
-        from svae.atomic import atomic_write
-
-        atomic_write(path, lambda tmp: torch.save(m1.state_dict(), tmp))
-        path.with_suffix(".ckpt").unlink(missing_ok=True)
+    m1 = load_model(path, m1_config)
+    if m1 is None:
+        checkpoint = path.parent.parent / "checkpoints" / f"m1_{path.stem}.pt"
+        m1, _ = train_model(m1_config, data, checkpoint=checkpoint, progress=progress)
+        save_model(path, m1, m1_config)
+        checkpoint.unlink(missing_ok=True)
     m1.eval()
     codes = encode_all(m1, data)
     labelled = balanced_labels(data.train_y, config.labels, config.seed)
@@ -169,15 +169,16 @@ def record_path(out_dir, config: M1M2Config) -> Path:
     return Path(out_dir) / config.profile / f"{name}_z1{config.z1}_z2{config.z2}_seed{config.seed}.json"
 
 
-def write_run(config: M1M2Config, path, *, out_dir, data_dir=None, cache_dir=None) -> None:
+def write_run(config: M1M2Config, path, *, m1_dir, data_dir=None, cache_dir=None) -> None:
     from svae.records import write_record
 
-    record = run(config, m1_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir, progress=False)
+    record = run(config, m1_dir=m1_dir, data_dir=data_dir, cache_dir=cache_dir, progress=False)
     write_record(path, command="svae reproduce m1m2", config=record["config"], metrics=record["metrics"],
                  wall_time=record["wall_time"], history=record["history"])
 
 
-def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="results/m1m2", table=None,
+def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="results/m1m2", m1_dir="results/mnist",
+              table=None,
               data_dir=None, cache_dir=None, dims=DIMS, progress: bool = True) -> str:
     """N+N, S+S and S+N for z1, z2 in {5, 10, 50}: train (M1 shared between the M2 runs), write Table 3."""
     from svae.data.mnist import load_mnist
@@ -189,10 +190,10 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="
     # M1 models first (one per family, z1 and seed), so that parallel M2 runs never train the same M1
     m1_first = {(c.m1, c.z1, c.seed): c for c in configs}
     run_grid(list(m1_first.values()), partial(record_path, out_dir),
-             partial(write_run, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir), jobs=jobs,
+             partial(write_run, m1_dir=m1_dir, data_dir=data_dir, cache_dir=cache_dir), jobs=jobs,
              desc="M1 (+ first M2)", progress=progress)
     run_grid(configs, partial(record_path, out_dir),
-             partial(write_run, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir), jobs=jobs,
+             partial(write_run, m1_dir=m1_dir, data_dir=data_dir, cache_dir=cache_dir), jobs=jobs,
              desc="M2 runs", progress=progress)
     return write_table(configs, out_dir, Path(table or f"{out_dir}_{profile}.md"), profile)
 

@@ -128,13 +128,46 @@ def train_model(config: MnistConfig, data, *, checkpoint=None, progress: bool = 
     return model, fitted
 
 
-def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, progress: bool = True) -> dict | None:
-    """Train and evaluate one model; the record (None on data-parallel workers other than rank 0)."""
+def _comparable(config: MnistConfig) -> dict:
+    """The fields that determine the trained weights (not the device they were trained on)."""
+    fields = asdict(config)
+    fields.pop("device")
+    return fields
+
+
+def save_model(path, model: VAE, config: MnistConfig) -> None:
+    """The trained weights with the configuration that produced them, written atomically."""
+    from svae.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save({"config": _comparable(config), "state_dict": model.state_dict()}, tmp))
+
+
+def load_model(path, config: MnistConfig) -> VAE | None:
+    """The model saved at ``path`` if it was trained with ``config``, else None (to be trained)."""
+    try:
+        saved = torch.load(path, map_location=config.device, weights_only=True)
+    except FileNotFoundError:
+        return None
+    if saved.get("config") != _comparable(config):
+        return None
+    model = build_model(config).to(config.device)
+    model.load_state_dict(saved["state_dict"])
+    return model
+
+
+def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, model_path=None,
+        progress: bool = True) -> dict | None:
+    """Train and evaluate one model; the record (None on data-parallel workers other than rank 0).
+
+    With ``model_path`` the trained weights are kept there too (M1+M2 reuses them as its M1).
+    """
     start = time.time()
     data = load_data(config, data_dir=data_dir, cache_dir=cache_dir)
     model, fitted = train_model(config, data, checkpoint=checkpoint, progress=progress)
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return None
+    if model_path is not None:
+        save_model(model_path, model, config)
     model.eval()
     test = evaluate(model, data.test_x, transform=binarize, seed=config.seed + 104729)
     metrics = {"test_ll": test_log_likelihood(model, data.test_x, config), "test_elbo": test["elbo"],
@@ -158,13 +191,19 @@ def record_path(out_dir, config: MnistConfig) -> Path:
     return Path(out_dir) / f"{config.latent}_d{config.dim}_seed{config.seed}.json"
 
 
+def model_path(out_dir, config: MnistConfig) -> Path:
+    """Where a grid run keeps its trained weights (not committed): ``<out_dir>/models/<run>.pt``."""
+    return Path(out_dir) / "models" / f"{record_path(out_dir, config).stem}.pt"
+
+
 def write_run(config: MnistConfig, path, *, data_dir=None, cache_dir=None) -> None:
-    """Train one configuration (resuming from its checkpoint if any) and write its record."""
+    """Train one configuration (resuming from its checkpoint if any), write its record, keep its weights."""
     from svae.records import write_record
 
     path = Path(path)
     checkpoint = path.parent / "checkpoints" / f"{path.stem}.pt"
-    record = run(config, data_dir=data_dir, cache_dir=cache_dir, checkpoint=checkpoint, progress=False)
+    record = run(config, data_dir=data_dir, cache_dir=cache_dir, checkpoint=checkpoint,
+                 model_path=model_path(path.parent, config), progress=False)
     write_record(path, command="svae reproduce mnist", config=record["config"], metrics=record["metrics"],
                  wall_time=record["wall_time"], history=record["history"],
                  **{k: record[k] for k in ("codes", "labels") if k in record})
