@@ -39,7 +39,7 @@ def _run(args):
 
 
 # Hyper-parameters that vary in the search; the others are LinkPredConfig's defaults in every record.
-SEARCHED = ("hidden", "latent_dim", "lr", "dropout", "normalize_features", "learn_scale", "epochs")
+SEARCHED = ("hidden", "latent_dim", "lr", "dropout", "normalize_features", "learn_scale", "loss", "epochs")
 
 
 def report(directory: Path) -> str:

@@ -82,8 +82,11 @@ def test_cache_files_are_hashed_once_and_rechecked_when_changed(tmp_path, monkey
 
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "linkpred", "--seeds", "0"], "--seeds and --jobs must be >= 1"),
-    (["reproduce", "mnist", "--table-only"], "--table-only is available for linkpred only"),
+    *[(["reproduce", experiment, "--table-only", "--out", "{tmp}", "--table", "{tmp}/table.md"],
+       "--table-only: no record of this grid") for experiment in ("linkpred", "mnist", "m1m2")],
 ])
-def test_reproduce_rejects_bad_arguments(argv, message):
+def test_reproduce_rejects_bad_arguments(argv, message, tmp_path):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     out = subprocess.run([sys.executable, "-m", "svae.cli", *argv], capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr
+    assert not (tmp_path / "table.md").exists()

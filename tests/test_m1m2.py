@@ -73,3 +73,21 @@ def test_m1_is_reused_from_the_model_store(tmp_path, mirror, cache, monkeypatch)
     monkeypatch.setattr(m1m2, "train_model", no_training)
     again = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
     assert again["metrics"] == record["metrics"]
+
+
+def test_smoke_grid_writes_table_3_and_resumes(tmp_path, mirror, cache):
+    from svae.experiments.m1m2 import reproduce
+
+    options = dict(profile="smoke", out_dir=tmp_path / "records", m1_dir=tmp_path / "mnist", table=tmp_path / "t.md",
+                   data_dir=mirror, cache_dir=cache, dims=(2,), progress=False)
+    text = reproduce(**options)
+    assert "| 2 | 2 |" in text and "—" not in text.split("| z1 | z2 |")[1]
+    records = sorted((tmp_path / "records" / "smoke").glob("*.json"))
+    assert [p.name for p in records] == ["NN_z12_z22_seed0.json", "SN_z12_z22_seed0.json", "SS_z12_z22_seed0.json"]
+    before = {p: p.stat().st_mtime_ns for p in records}
+    records[0].unlink()
+    text = reproduce(**options, train=False)  # the table from the records present
+    assert "Incomplete grid: 1 of its 3 runs" in text
+    reproduce(**options)  # resumes: only the missing run is trained
+    assert {p: p.stat().st_mtime_ns for p in records[1:]} == {p: before[p] for p in records[1:]}
+    assert records[0].exists()

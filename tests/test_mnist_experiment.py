@@ -42,6 +42,12 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
     svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),
          "--data-dir", str(mirror), "--cache-dir", str(cache))
     assert {p: p.stat().st_mtime_ns for p in before} == before
+    # an incomplete grid: the table from the records present says what is missing
+    (tmp_path / "records" / "vmf_d2_seed0.json").unlink()
+    svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),
+         "--table-only")
+    text = table.read_text()
+    assert "Incomplete grid: 1 of its 15 runs" in text and text.count("| S-VAE |") == 8
 
 
 @pytest.mark.parametrize("args, message", [

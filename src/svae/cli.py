@@ -67,28 +67,25 @@ LINKPRED_FLAGS = ("epochs", "lr", "hidden", "latent_dim", "dropout", "loss", "co
 
 
 def _reproduce(args) -> int:
+    import importlib
+
     torch.distributions.Distribution.set_default_validate_args(False)
     if args.seeds is not None and args.seeds < 1 or args.jobs < 1:
         args.parser.error("--seeds and --jobs must be >= 1")
-    if args.table_only and args.experiment != "linkpred":
-        args.parser.error("--table-only is available for linkpred only")
+    options = {"jobs": args.jobs, "table": args.table, "data_dir": args.data_dir, "cache_dir": args.cache_dir,
+               "train": not args.table_only}
     if args.experiment == "linkpred":
-        from svae.experiments.linkpred import reproduce
-
-        table = reproduce(seeds=args.seeds or 10, jobs=args.jobs, out_dir=args.out or "results/linkpred",
-                          table=args.table or "results/linkpred.md", data_dir=args.data_dir, cache_dir=args.cache_dir,
-                          train=not args.table_only)
-    elif args.experiment == "mnist":
-        from svae.experiments.mnist import reproduce
-
-        table = reproduce(profile=args.profile, seeds=args.seeds or 1, jobs=args.jobs, out_dir=args.out,
-                          table=args.table, data_dir=args.data_dir, cache_dir=args.cache_dir)
-    else:
-        from svae.experiments.m1m2 import reproduce
-
-        table = reproduce(profile=args.profile, seeds=args.seeds or 1, jobs=args.jobs,
-                          out_dir=args.out or "results/m1m2", table=args.table, data_dir=args.data_dir,
-                          cache_dir=args.cache_dir)
+        options.update(seeds=args.seeds or 10, out_dir=args.out or "results/linkpred",
+                       table=args.table or "results/linkpred.md")
+    else:  # mnist and m1m2 name their default directories after the profile
+        options.update(profile=args.profile, seeds=args.seeds or 1, **({"out_dir": args.out} if args.out else {}))
+    reproduce = importlib.import_module(f"svae.experiments.{args.experiment}").reproduce
+    try:
+        table = reproduce(**options)
+    except FileNotFoundError as error:
+        if not args.table_only:
+            raise
+        args.parser.error(f"--table-only: {error}")
     print(table)
     return 0
 
@@ -300,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_dir(rep)
     add_cache_dir(rep)
     rep.add_argument("--table-only", action="store_true",
-                     help="linkpred: write the table from the records present, without training")
+                     help="write the table from the records present, without training")
     rep.set_defaults(run=_reproduce, parser=rep)
     return parser
 

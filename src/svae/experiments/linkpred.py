@@ -229,6 +229,8 @@ def write_table(configs, out_dir, table) -> str:
             missing += 1
             continue
         groups.setdefault((config.dataset, config.latent, config.correction), []).append(record)
+    if not groups:
+        raise FileNotFoundError(f"no record of this grid in {out_dir}/ yet")
     names = {("normal", False): "N-VGAE", ("vmf", False): "S-VGAE", ("power", False): "PS-VGAE",
              ("vmf", True): "S-VGAE + g_cor"}
     lines = [
