@@ -6,7 +6,8 @@ One full training run (``--epochs`` full-batch Adam steps, then the test AUC) pe
 a fresh process so that its peak resident memory is its own: our N-VGAE and S-VGAE with Kipf's
 dense loss and with negative sampling, and torch_geometric's own ``VGAE`` with the same
 two-layer GCN encoder (32 hidden, 16 latent) and its negative-sampling ``recon_loss``, trained as
-in PyG's example. Targets (issue 2): S-VGAE with negative sampling within 1.3x of PyG's VGAE,
+in PyG's example (propagating over the edge list; ours over a sparse CSR adjacency, see
+``svae.nn.graph.message_passing_graph``). Targets (issue 2): S-VGAE with negative sampling within 1.3x of PyG's VGAE,
 peak memory under 4 GiB, the dense loss on PubMed under 3 minutes.
 """
 from __future__ import annotations
@@ -54,7 +55,7 @@ def run_case(system: str, latent: str, loss: str, dataset: str, epochs: int) -> 
         train_pos = data.split.train_pos
 
         def step():
-            z = model.encode(data.x, data.train_edge_index)
+            z = model.encode(data.x, data.split.train_edge_index)
             return model.recon_loss(z, train_pos) + model.kl_loss() / data.split.num_nodes
 
         def test():
@@ -62,7 +63,7 @@ def run_case(system: str, latent: str, loss: str, dataset: str, epochs: int) -> 
 
             model.eval()
             with torch.no_grad():
-                z = model.encode(data.x, data.train_edge_index)
+                z = model.encode(data.x, data.split.train_edge_index)
                 pos = model.decoder(z, data.split.test_pos, sigmoid=False)
                 neg = model.decoder(z, data.split.test_neg, sigmoid=False)
             return roc_auc(pos, neg)

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from svae.experiments.linkpred import LinkPredConfig, run
-from svae.nn.graph import GCNEncoder, ScaledInnerProductDecoder, VariationalGAE
+from svae.nn.graph import GCNEncoder, ScaledInnerProductDecoder, VariationalGAE, message_passing_graph
 from svae.nn.latent import latent_family
 
 
@@ -32,6 +32,24 @@ def direct_kipf_loss(model, z, train_pos):
     logits = model.decoder.forward_all(z, sigmoid=False)
     entries = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight, reduction="none")
     return norm * entries.mean(), norm * entries / (n * n)
+
+
+def test_the_sparse_adjacency_propagates_like_the_edge_list():
+    edges = random_graph()
+    directed = torch.cat([edges[:, :40], edges.flip(0)], dim=1)  # some edges one way only: direction matters
+    graph = message_passing_graph(directed, 30)
+    assert graph.layout == torch.sparse_csr
+    torch.manual_seed(0)
+    encoder = GCNEncoder(4, 8, 5)
+    twin = GCNEncoder(4, 8, 5)
+    twin.load_state_dict(encoder.state_dict())
+    x = torch.randn(30, 4)
+    out, expected = encoder(x, graph), twin(x, directed)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for a, b in zip(encoder.parameters(), twin.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("block_elements", [1 << 24, 64])  # one block, and many blocks of 2 rows

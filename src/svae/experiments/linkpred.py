@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from svae.data.link_split import kipf_split
 from svae.data.planetoid import dataset_name, load_planetoid
-from svae.nn.graph import GCNEncoder, ScaledInnerProductDecoder, VariationalGAE
+from svae.nn.graph import GCNEncoder, ScaledInnerProductDecoder, VariationalGAE, message_passing_graph
 from svae.nn.latent import FAMILIES, latent_family
 
 LOSSES = ("dense", "negative")
@@ -57,14 +57,15 @@ class LinkPredConfig:
 
 @dataclass
 class LinkPredData:
-    """A graph and its split, on a device."""
+    """A graph and its split, on a device; ``train_graph`` is what the encoder propagates over
+    (the training edges only, see :func:`svae.nn.graph.message_passing_graph`)."""
 
     x: torch.Tensor
     split: object
-    train_edge_index: torch.Tensor = field(init=False)
+    train_graph: torch.Tensor = field(init=False)
 
     def __post_init__(self):
-        self.train_edge_index = self.split.train_edge_index.to(self.x.device)
+        self.train_graph = message_passing_graph(self.split.train_edge_index.to(self.x.device), self.split.num_nodes)
 
 
 def build_model(config: LinkPredConfig, num_features: int) -> VariationalGAE:
@@ -88,7 +89,7 @@ def prepare(config: LinkPredConfig, *, data_dir=None, cache_dir=None) -> LinkPre
 def training_loss(model: VariationalGAE, data: LinkPredData, config: LinkPredConfig) -> tuple[torch.Tensor, dict]:
     """Reconstruction + KL / N (Kipf), with the rejection-gradient correction if asked for."""
     split = data.split
-    z = model.encode(data.x, data.train_edge_index)
+    z = model.encode(data.x, data.train_graph)
     train_pos = split.train_pos.to(z.device)
     per_node = config.correction and config.latent == "vmf"
     if config.loss == "dense":
@@ -110,7 +111,7 @@ def training_loss(model: VariationalGAE, data: LinkPredData, config: LinkPredCon
 
 def evaluate(model: VariationalGAE, data: LinkPredData, part: str) -> tuple[float, float]:
     model.eval()
-    z = model.embed(data.x, data.train_edge_index)
+    z = model.embed(data.x, data.train_graph)
     split = data.split
     pos, neg = getattr(split, f"{part}_pos").to(z.device), getattr(split, f"{part}_neg").to(z.device)
     return model.test(z, pos, neg)
@@ -150,7 +151,7 @@ def run(config: LinkPredConfig, *, data_dir=None, cache_dir=None, progress: bool
 def test_scores(model: VariationalGAE, data: LinkPredData) -> dict:
     """Decoder logits of the test edges and non-edges (for ROC curves)."""
     model.eval()
-    z = model.embed(data.x, data.train_edge_index)
+    z = model.embed(data.x, data.train_graph)
     return {part: model.decoder.logits(z, getattr(data.split, f"test_{part}").to(z.device)).tolist()
             for part in ("pos", "neg")}
 

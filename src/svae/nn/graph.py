@@ -13,15 +13,31 @@ means the scale is irrelevant, for the reconstruction loss it lets probabilities
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import GAE, GCNConv
-from torch_geometric.utils import negative_sampling
+from torch_geometric.utils import negative_sampling, to_torch_csr_tensor
 
 from svae.metrics import average_precision, roc_auc
 from svae.nn.latent import LatentFamily
+
+
+def message_passing_graph(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """The graph a :class:`GCNEncoder` propagates over, in the fastest form the device has.
+
+    On CPU and CUDA: PyG's ``adj_t``, a sparse CSR matrix whose row i holds the sources of the
+    edges into node i; GCNConv then aggregates with one sparse matrix product, about 3x faster on
+    CPU than gathering and scattering one message per edge (PubMed, 64 channels), with the same
+    result up to the order of summation. Elsewhere (no CSR products) the edge list itself.
+    """
+    if edge_index.device.type not in ("cpu", "cuda"):
+        return edge_index
+    with warnings.catch_warnings():  # torch warns once per process that CSR tensors are in beta
+        warnings.simplefilter("ignore", UserWarning)
+        return to_torch_csr_tensor(edge_index.flip(0), size=num_nodes)
 
 
 class GCNEncoder(nn.Module):
