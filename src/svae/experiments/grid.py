@@ -29,6 +29,15 @@ def is_done(path: Path, config) -> bool:
     return done_record(path, config) is not None
 
 
+def records_present(configs: list, path_of: Callable) -> tuple[list[tuple[object, dict]], int]:
+    """(config, record) for every config whose record is done, and how many are not: what a table
+    of a possibly incomplete grid is written from. FileNotFoundError when there is none at all."""
+    present = [(c, r) for c in configs if (r := done_record(path_of(c), c)) is not None]
+    if not present:
+        raise FileNotFoundError(f"no record of this grid in {path_of(configs[0]).parent}/ yet")
+    return present, len(configs) - len(present)
+
+
 def _call(task):
     fn, config, path, threads = task
     torch.set_num_threads(threads)

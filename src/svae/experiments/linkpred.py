@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import torch
 from tqdm.auto import tqdm
@@ -200,8 +201,6 @@ def reproduce(*, seeds: int = 10, jobs: int = 1, out_dir="results/linkpred", tab
     interrupted grid can be summarised honestly (each row states its number of seeds).
     ``overrides`` (e.g. ``epochs``) replace the tuned hyper-parameters in every run.
     """
-    from functools import partial
-
     from svae.experiments.grid import run_grid
 
     configs = reproduce_configs(seeds, datasets, **overrides)
@@ -221,17 +220,12 @@ def write_table(configs, out_dir, table) -> str:
     from svae.experiments.paper import KIPF_VGAE, LINKPRED
     from svae.atomic import atomic_write_text
 
-    from svae.experiments.grid import done_record
+    from svae.experiments.grid import records_present
 
-    groups, missing = {}, 0
-    for config in configs:
-        record = done_record(record_path(out_dir, config), config)
-        if record is None:
-            missing += 1
-            continue
+    present, missing = records_present(configs, partial(record_path, out_dir))
+    groups = {}
+    for config, record in present:
         groups.setdefault((config.dataset, config.latent, config.correction), []).append(record)
-    if not groups:
-        raise FileNotFoundError(f"no record of this grid in {out_dir}/ yet")
     names = {("normal", False): "N-VGAE", ("vmf", False): "S-VGAE", ("power", False): "PS-VGAE",
              ("vmf", True): "S-VGAE + g_cor"}
     lines = [

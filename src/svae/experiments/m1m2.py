@@ -201,18 +201,13 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="
 
 def write_table(configs, out_dir, table, profile: str) -> str:
     from svae.atomic import atomic_write_text
-    from svae.experiments.grid import done_record
+    from svae.experiments.grid import records_present
     from svae.experiments.paper import MNIST_TABLE3
 
-    groups, missing = {}, 0
-    for config in configs:
-        record = done_record(record_path(out_dir, config), config)
-        if record is None:
-            missing += 1
-            continue
+    present, missing = records_present(configs, partial(record_path, out_dir))
+    groups = {}
+    for config, record in present:
         groups.setdefault((config.z1, config.z2, config.m1, config.m2), []).append(100 * record["metrics"]["test_accuracy"])
-    if not groups:
-        raise FileNotFoundError(f"no record of this grid in {out_dir}/{profile}/ yet")
     counts = sorted({len(values) for values in groups.values()})
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
     names = list(CONFIGURATIONS)

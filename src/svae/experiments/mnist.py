@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -217,8 +218,6 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir=N
 
     With ``train=False`` only the tables are written, from the records present so far.
     """
-    from functools import partial
-
     from svae.experiments.grid import run_grid
 
     if profile not in PROFILES:
@@ -238,18 +237,13 @@ def write_tables(configs, out_dir, table, profile: str) -> str:
     """Table 1 (LL, ELBO, RE, KL) and Table 2 (k-NN accuracy) next to the paper's numbers, from the
     records present (an incomplete grid says how many runs it lacks)."""
     from svae.atomic import atomic_write_text
-    from svae.experiments.grid import done_record
+    from svae.experiments.grid import records_present
     from svae.experiments.paper import MNIST_TABLE1, MNIST_TABLE2
 
-    groups, missing = {}, 0
-    for config in configs:
-        record = done_record(record_path(out_dir, config), config)
-        if record is None:
-            missing += 1
-            continue
+    present, missing = records_present(configs, partial(record_path, out_dir))
+    groups = {}
+    for config, record in present:
         groups.setdefault((config.dim, config.latent), []).append(record["metrics"])
-    if not groups:
-        raise FileNotFoundError(f"no record of this grid in {out_dir}/ yet")
 
     def cell(values, scale=1.0, digits=2):
         values = [scale * v for v in values]
