@@ -38,23 +38,37 @@ def test_corrupt_or_truncated_file_is_named(mirror, tmp_path):
     assert not (tmp_path / "cache" / "planetoid" / "Cora" / "raw" / "ind.cora.graph").exists()
 
 
-def test_download_fallback_is_verified(mirror, tmp_path, monkeypatch):
-    # No mirror: the files come from Planetoid's download address, simulated with local copies.
-    calls = []
+def fake_download_url(mirror, calls, corrupt=None):
+    """Planetoid's download address, simulated with local copies (``corrupt``: a file served wrong)."""
 
-    def fake_download_url(url, folder, log=True, filename=None):
+    def download_url(url, folder, log=True, filename=None):
         calls.append(url)
         name = url.rsplit("/", 1)[-1]
-        path = Path(folder) / filename
+        path = Path(folder) / (filename or name)
+        if path.exists():  # as torch_geometric's: an existing file is returned, not downloaded again
+            return str(path)
         shutil.copyfile(mirror / "planetoid" / "Cora" / "raw" / name, path)
-        if name.endswith(".y"):
+        if name == corrupt:
             path.write_bytes(b"not the file")
         return str(path)
 
-    monkeypatch.setattr("torch_geometric.data.download_url", fake_download_url)
+    return download_url
+
+
+def test_download_fallback_loads_the_graph(mirror, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("torch_geometric.data.download_url", fake_download_url(mirror, calls))
+    graph = load_planetoid("cora", data_dir=tmp_path / "empty", cache_dir=tmp_path / "cache")
+    assert graph.num_nodes == 2708 and len(calls) == 8
+    assert all(url.startswith("https://github.com/kimiyoung/planetoid/raw/master/data/") for url in calls)
+    assert not list((tmp_path / "cache").rglob(".*.tmp")) and not list((tmp_path / "cache").rglob("tmp*"))
+
+
+def test_download_fallback_is_verified(mirror, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("torch_geometric.data.download_url", fake_download_url(mirror, calls, corrupt="ind.cora.y"))
     with pytest.raises(ChecksumError, match=r"ind\.cora\.y"):
         load_planetoid("cora", data_dir=tmp_path / "empty", cache_dir=tmp_path / "cache")
-    assert all(url.startswith("https://github.com/kimiyoung/planetoid/raw/master/data/") for url in calls)
     assert not list((tmp_path / "cache").rglob(".*.tmp"))  # no partial file left
 
 

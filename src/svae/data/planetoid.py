@@ -8,6 +8,7 @@ Planetoid's own download address; each is checked against its SHA-256 before
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from svae.data.store import default_cache_dir, fetch, resolve_data_dir
@@ -57,8 +58,9 @@ def _download(relative: str):
         from torch_geometric.datasets import Planetoid
 
         filename = relative.rsplit("/", 1)[-1]
-        downloaded = download_url(f"{Planetoid.url}/{filename}", str(path.parent), log=False, filename=path.name)
-        os.replace(downloaded, path)
+        # into a folder of its own: download_url skips a file that already exists, as ``path`` does
+        with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+            os.replace(download_url(f"{Planetoid.url}/{filename}", folder, log=False), path)
 
     return download
 
