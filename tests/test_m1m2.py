@@ -63,6 +63,20 @@ def test_smoke_run_of_each_configuration(name, tmp_path, mirror, cache):
     assert (tmp_path / "smoke" / "models" / f"{m1}_d3_seed0.pt").exists()  # the MNIST grid's model store
 
 
+def test_m2_epoch_by_validation_accuracy(tmp_path, mirror, cache):
+    config = M1M2Config(m1="normal", m2="normal", z1=3, z2=2, profile="smoke", m2_epochs=3, m2_patience=None,
+                        m2_select="accuracy")
+    record = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
+    accuracies = [h["val_accuracy"] for h in record["history"]]
+    assert len(accuracies) == 3 and all(0 <= a <= 1 for a in accuracies)
+    assert record["metrics"]["m2_best_epoch"] == accuracies.index(max(accuracies)) + 1
+
+
+def test_bad_m2_select_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"m2_select must be 'elbo' or 'accuracy', got 'loss'"):
+        M1M2Config(m2_select="loss")
+
+
 def test_m1_is_reused_from_the_model_store(tmp_path, mirror, cache, monkeypatch):
     config = M1M2Config(m1="vmf", m2="normal", z1=3, z2=2, profile="smoke", m2_epochs=1, m2_patience=None)
     record = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)

@@ -119,3 +119,18 @@ def test_two_process_ddp_equals_the_single_process_run(latent, tmp_path):
     ddp = torch.load(out)
     for key, value in model.state_dict().items():
         assert torch.allclose(value, ddp[key], atol=1e-5, rtol=1e-4), key
+
+
+def test_monitored_figures_are_recorded_and_selectable():
+    model, train_x, val_x = problem("normal")
+    scores = iter([0.2, 0.7, 0.4])  # a monitor whose best epoch is the second
+    fitted = fit(model, train_x, val_x, TrainConfig(epochs=3, batch_size=40), progress=False,
+                 monitor=lambda m: {"score": next(scores)}, select="val_score")
+    assert [h["val_score"] for h in fitted["history"]] == [0.2, 0.7, 0.4]
+    assert fitted["best_epoch"] == 2
+
+
+def test_selecting_an_unknown_figure_is_a_clear_error():
+    model, train_x, val_x = problem("normal")
+    with pytest.raises(KeyError, match=r"select='val_accuracy' is not among the validation figures"):
+        fit(model, train_x, val_x, TrainConfig(epochs=1, batch_size=40), progress=False, select="val_accuracy")

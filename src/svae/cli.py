@@ -95,7 +95,8 @@ def _m1m2(args) -> int:
     from svae.records import write_record
 
     torch.distributions.Distribution.set_default_validate_args(False)
-    overrides = {k: getattr(args, k) for k in ("alpha", "device") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("alpha", "m2_select", "m2_epochs", "device")
+                 if getattr(args, k) is not None}
     try:
         config = M1M2Config(m1=args.m1, m2=args.m2, z1=args.z1, z2=args.z2, labels=args.labels, seed=args.seed,
                             profile=args.profile, **{**PROFILES[args.profile], **overrides})
@@ -282,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--seed", type=int, default=0)
     mm.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="run budget of M1 and M2")
     mm.add_argument("--alpha", type=float, help="weight of the labelled cross-entropy")
+    mm.add_argument("--m2-epochs", dest="m2_epochs", type=int, help="M2's maximum epochs (the profile's by default)")
+    mm.add_argument("--m2-select", dest="m2_select", choices=["elbo", "accuracy"],
+                    help="M2's epoch: best validation bound U (default; no labels beyond --labels are used) or "
+                         "best validation accuracy (uses the 10 000 validation labels)")
     mm.add_argument("--m1-dir", dest="m1_dir", default="results/mnist",
                     help="the MNIST grid's directory: M1 is its model of the same configuration, "
                          "<dir>/<profile>/models/, reused or trained and kept there")

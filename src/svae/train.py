@@ -103,7 +103,8 @@ def _world() -> tuple[int, int]:
 def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainConfig, *,
         transform: Callable | None = None, progress: bool = True, desc: str = "train",
         checkpoint: str | os.PathLike | None = None, stop_after: int | None = None,
-        objective: Callable = elbo_terms) -> dict:
+        objective: Callable = elbo_terms, monitor: Callable[[torch.nn.Module], dict] | None = None,
+        select: str | None = None) -> dict:
     """Train ``model`` in place; return the history and the best epoch (the model is left at it).
 
     ``objective(model, x, kl_weight=, correction=)`` returns a dict with the ``loss`` to minimise
@@ -114,6 +115,11 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
     (as an interruption would; used to test resumption). Under ``torch.distributed`` (torchrun),
     process r takes micro-batches r, r + W, ... of every step (``micro_batches`` must be a
     multiple of the world size W) and gradients are averaged.
+
+    The best epoch is the one with the highest ``select``, a key of the history (default
+    ``val_elbo``, or ``val_recon`` for an auto-encoder). ``monitor(model)``, called after each
+    epoch's validation with the model in eval mode, returns further validation figures, recorded
+    as ``val_<name>`` and selectable (e.g. a classifier's validation accuracy).
     """
     start_time = time.time()
     rank, world = _world()
@@ -122,7 +128,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
                          f"processes ({world})")
     model.to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    score_key = "elbo" if model.is_variational else "recon"
+    select = select or ("val_elbo" if model.is_variational else "val_recon")
     state = {"epoch": 0, "step": 0, "history": [], "best": {"score": -math.inf, "epoch": 0,
                                                              "state": copy.deepcopy(model.state_dict())}}
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -182,9 +188,14 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
                  for i, k in enumerate(("elbo", "recon", "kl")) if k in sums}
         val = evaluate(model, val_x.to(config.device), transform=transform, seed=_stream_seed(config.seed, epoch, 1),
                        objective=objective)
+        if monitor is not None:
+            with torch.no_grad():
+                val |= monitor(model)
         val = {f"val_{k}": v for k, v in val.items()}
         state["history"].append({"epoch": epoch, "kl_weight": kl_weight, **train, **val})
-        score = val[f"val_{score_key}"]
+        if select not in val:
+            raise KeyError(f"select={select!r} is not among the validation figures {sorted(val)}")
+        score = val[select]
         if score > state["best"]["score"]:
             state["best"] = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         state["epoch"] = epoch

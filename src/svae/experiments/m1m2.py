@@ -53,6 +53,7 @@ class M1M2Config:
     m2_batch_size: int = 100
     m2_hidden: tuple = (500,)
     alpha: float = 1.0  # weight of the labelled cross-entropy, per labelled example
+    m2_select: str = "elbo"  # M2's epoch: best validation bound U, or best validation accuracy
     device: str = "cpu"
 
     def __post_init__(self):
@@ -65,6 +66,8 @@ class M1M2Config:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {list(PROFILES)}, got {self.profile!r}")
+        if self.m2_select not in ("elbo", "accuracy"):
+            raise ValueError(f"m2_select must be 'elbo' or 'accuracy', got {self.m2_select!r}")
         check_label_count(self.labels)
         self.m2_hidden = tuple(self.m2_hidden)
         self.m2_train_config()
@@ -122,6 +125,14 @@ def m1_path(mnist_dir, config: M1M2Config) -> Path:
 
 
 @torch.no_grad()
+def accuracy(m2: M2, codes: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of ``codes`` that M2's classifier q(y | z1) labels correctly."""
+    m2.eval()
+    predictions = m2.classify(codes.to(next(m2.parameters()).device)).argmax(-1).cpu()
+    return (predictions == labels).double().mean().item()
+
+
+@torch.no_grad()
 def encode_all(model, data) -> dict:
     """M1's codes (posterior means / mean directions) of the grey-level images of every split."""
     return {split: model.embed(getattr(data, f"{split}_x")) for split in ("train", "val", "test")}
@@ -151,13 +162,13 @@ def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=
             data="vmf" if config.m1 == "vmf" else "normal", hidden=config.m2_hidden)
     objective = m2_objective(codes["train"][labelled].to(config.device), data.train_y[labelled].to(config.device),
                              config.alpha)
+    # validation accuracy is recorded every epoch; it picks the epoch only with m2_select="accuracy"
     fitted = fit(m2, codes["train"], codes["val"], config.m2_train_config(), objective=objective,
-                 progress=progress, desc=f"M2 {config.m1}+{config.m2} z1={config.z1} z2={config.z2}")
-    m2.eval()
-    with torch.no_grad():
-        predictions = m2.classify(codes["test"].to(config.device)).argmax(-1).cpu()
-    accuracy = (predictions == data.test_y).double().mean().item()
-    return {"config": asdict(config), "metrics": {"test_accuracy": accuracy, "m2_best_epoch": fitted["best_epoch"]},
+                 monitor=lambda model: {"accuracy": accuracy(model, codes["val"], data.val_y)},
+                 select=f"val_{config.m2_select}", progress=progress,
+                 desc=f"M2 {config.m1}+{config.m2} z1={config.z1} z2={config.z2}")
+    metrics = {"test_accuracy": accuracy(m2, codes["test"], data.test_y), "m2_best_epoch": fitted["best_epoch"]}
+    return {"config": asdict(config), "metrics": metrics,
             "history": fitted["history"], "wall_time": time.time() - start}
 
 
