@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import svae
 from svae.experiments import m1m2
 from svae.experiments.m1m2 import CONFIGURATIONS, M1M2Config, balanced_labels, check_label_count, run
 from svae.nn.latent import latent_family
@@ -72,9 +73,28 @@ def test_m2_epoch_by_validation_accuracy(tmp_path, mirror, cache):
     assert record["metrics"]["m2_best_epoch"] == accuracies.index(max(accuracies)) + 1
 
 
-def test_bad_m2_select_is_a_clear_error():
+def test_bad_m2_select_or_m1_codes_is_a_clear_error():
     with pytest.raises(ValueError, match=r"m2_select must be 'elbo' or 'accuracy', got 'loss'"):
         M1M2Config(m2_select="loss")
+    with pytest.raises(ValueError, match=r"m1_codes must be 'mean' or 'sample', got 'mode'"):
+        M1M2Config(m1_codes="mode")
+
+
+@pytest.mark.parametrize("m1", ["normal", "vmf"])
+def test_m2_on_sampled_m1_codes(m1, tmp_path, mirror, cache, monkeypatch):
+    # every step (batch and labelled set) draws z1 from M1's posterior; the test codes stay its means
+    calls = []
+    real_sample = torch.distributions.Distribution.sample
+    config = M1M2Config(m1=m1, m2="normal", z1=3, z2=2, profile="smoke", m2_epochs=1, m2_patience=None,
+                        m1_codes="sample")
+    run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)  # trains M1 first
+    for family in (torch.distributions.Independent, svae.VonMisesFisher):
+        monkeypatch.setattr(family, "sample", lambda self, *a: calls.append(self.batch_shape) or real_sample(self, *a),
+                            raising=False)
+    record = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
+    assert 0 <= record["metrics"]["test_accuracy"] <= 1
+    assert (100,) in calls  # the labelled set
+    assert len(calls) > 10  # every batch
 
 
 def test_m1_is_reused_from_the_model_store(tmp_path, mirror, cache, monkeypatch):

@@ -54,6 +54,7 @@ class M1M2Config:
     m2_hidden: tuple = (500,)
     alpha: float = 1.0  # weight of the labelled cross-entropy, per labelled example
     m2_select: str = "elbo"  # M2's epoch: best validation bound U, or best validation accuracy
+    m1_codes: str = "mean"  # M2's training data: M1's posterior means, or a fresh sample of it every step
     device: str = "cpu"
 
     def __post_init__(self):
@@ -68,6 +69,8 @@ class M1M2Config:
             raise ValueError(f"profile must be one of {list(PROFILES)}, got {self.profile!r}")
         if self.m2_select not in ("elbo", "accuracy"):
             raise ValueError(f"m2_select must be 'elbo' or 'accuracy', got {self.m2_select!r}")
+        if self.m1_codes not in ("mean", "sample"):
+            raise ValueError(f"m1_codes must be 'mean' or 'sample', got {self.m1_codes!r}")
         check_label_count(self.labels)
         self.m2_hidden = tuple(self.m2_hidden)
         self.m2_train_config()
@@ -103,16 +106,18 @@ def balanced_labels(targets: torch.Tensor, labels: int, seed: int) -> torch.Tens
     return torch.cat(chosen)
 
 
-def m2_objective(labelled_x: torch.Tensor, labelled_y: torch.Tensor, alpha: float):
+def m2_objective(labelled_x: torch.Tensor, labelled_y: torch.Tensor, alpha: float, transform=None):
     """The semi-supervised loss, for :func:`svae.train.fit`: -U on the batch, -L and alpha * cross-entropy
-    on the whole labelled set; the reported ELBO is U."""
+    on the whole labelled set (passed through ``transform`` at every step, as the batches are);
+    the reported ELBO is U."""
     targets = F.one_hot(labelled_y, NUM_CLASSES).to(labelled_x.dtype)
 
     def objective(model: M2, x: torch.Tensor, kl_weight: float = 1.0, correction: bool = False) -> dict:
         options = {"kl_weight": kl_weight, "correction": correction}
+        x_labelled = labelled_x if transform is None else transform(labelled_x)
         unlabelled = model.unlabelled_bound(x, **options)
-        labelled = model.labelled_bound(labelled_x, targets, **options)
-        cross_entropy = F.cross_entropy(model.classify(labelled_x), labelled_y)
+        labelled = model.labelled_bound(x_labelled, targets, **options)
+        cross_entropy = F.cross_entropy(model.classify(x_labelled), labelled_y)
         loss = -unlabelled["objective"].mean() - labelled["objective"].mean() + alpha * cross_entropy
         return {"loss": loss, **{k: unlabelled[k] for k in ("elbo", "recon", "kl")}}
 
@@ -134,8 +139,8 @@ def accuracy(m2: M2, codes: torch.Tensor, labels: torch.Tensor) -> float:
 
 @torch.no_grad()
 def encode_all(model, data) -> dict:
-    """M1's codes (posterior means / mean directions) of the grey-level images of every split."""
-    return {split: model.embed(getattr(data, f"{split}_x")) for split in ("train", "val", "test")}
+    """M1's encoder outputs (the raw parameters of its posterior) for the grey-level images of every split."""
+    return {split: model.encoder(getattr(data, f"{split}_x")) for split in ("train", "val", "test")}
 
 
 def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=None, progress: bool = True) -> dict:
@@ -155,15 +160,22 @@ def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=
         save_model(path, m1, m1_config)
         checkpoint.unlink(missing_ok=True)
     m1.eval()
-    codes = encode_all(m1, data)
+    raw = encode_all(m1, data)
+    codes = {split: m1.latent.point(m1.latent.posterior(r)) for split, r in raw.items()}  # means / mean directions
+    if config.m1_codes == "sample":
+        # as Kingma et al.'s code does: every step sees z1 ~ q(z1 | x) afresh, not its mean
+        train, transform = raw["train"], lambda r: m1.latent.posterior(r).sample()
+    else:
+        train, transform = codes["train"], None
     labelled = balanced_labels(data.train_y, config.labels, config.seed)
     torch.manual_seed(config.seed)
     m2 = M2(m1.latent.code_dim, NUM_CLASSES, latent_family(config.m2, config.z2),
             data="vmf" if config.m1 == "vmf" else "normal", hidden=config.m2_hidden)
-    objective = m2_objective(codes["train"][labelled].to(config.device), data.train_y[labelled].to(config.device),
-                             config.alpha)
+    objective = m2_objective(train[labelled].to(config.device), data.train_y[labelled].to(config.device),
+                             config.alpha, transform)
     # validation accuracy is recorded every epoch; it picks the epoch only with m2_select="accuracy"
-    fitted = fit(m2, codes["train"], codes["val"], config.m2_train_config(), objective=objective,
+    fitted = fit(m2, train, raw["val"] if transform else codes["val"], config.m2_train_config(),
+                 objective=objective, transform=transform,
                  monitor=lambda model: {"accuracy": accuracy(model, codes["val"], data.val_y)},
                  select=f"val_{config.m2_select}", progress=progress,
                  desc=f"M2 {config.m1}+{config.m2} z1={config.z1} z2={config.z2}")
