@@ -102,6 +102,8 @@ def _sum_log(u: torch.Tensor, dim: int) -> torch.Tensor:
     unit of 1 instead of a relative one.
     """
     n = u.shape[dim]
+    if n <= 64:
+        return u.prod(dim).log()
     whole = n - n % 64
     groups = u.narrow(dim, 0, whole).unflatten(dim, (-1, 64)).prod(dim + 1).log().sum(dim)
     return groups + u.narrow(dim, whole, n - whole).prod(dim).log()
@@ -127,7 +129,10 @@ class _SoftplusGramSum(torch.autograd.Function):
         n = z.shape[0]
         block = max(1, block_elements // n)
         need_grad = any(ctx.needs_input_grad[:2])
-        total = torch.zeros((), dtype=torch.float64, device=z.device)
+        # sums of the entries down each column over the row blocks above it, and the diagonal
+        # blocks' part of them; accumulated in float64
+        column_sums = torch.zeros(n, dtype=torch.float64, device=z.device)
+        diagonal = torch.zeros(n, dtype=torch.float64, device=z.device)
         row_sums = torch.zeros(n if with_row_sums else 0, dtype=z.dtype, device=z.device)
         grad_z = torch.zeros_like(z) if need_grad else None
         scaled = scale * z
@@ -138,16 +143,15 @@ class _SoftplusGramSum(torch.autograd.Function):
             sig = torch.sigmoid(logits)
             relu = logits.clamp_min(0)
             u = torch.maximum(sig, 1 - sig)  # sigmoid(|s|)
-            # the entries' sums down each column (over this block's rows)
-            columns = relu.sum(0) - _sum_log(u, 0)
-            # the entries right of the diagonal block stand for their mirror images too
-            total += 2 * columns.sum(dtype=torch.float64) - columns[:rows].sum(dtype=torch.float64)
+            columns = relu.sum(0) - _sum_log(u, 0)  # the entries summed over this block's rows
+            column_sums[start:] += columns
+            diagonal[start:stop] = columns[:rows]
             if with_row_sums:
                 row_sums[start:stop] += relu.sum(1) - _sum_log(u, 1)
                 row_sums[stop:] += columns[rows:]
             if need_grad:
-                grad_z[start:stop] += sig @ z[start:]
-                grad_z[stop:] += sig[:, rows:].T @ z[start:stop]
+                grad_z[start:stop].addmm_(sig, z[start:])
+                grad_z[stop:].addmm_(sig[:, rows:].T, z[start:stop])
         if need_grad:
             grad_z *= 2
             grad_scale = (grad_z * z).sum() / 2  # sum_ij sigmoid(s_ij) z_i^T z_j
@@ -156,6 +160,8 @@ class _SoftplusGramSum(torch.autograd.Function):
             grad_scale = None
         ctx.save_for_backward(grad_z, grad_scale)
         ctx.mark_non_differentiable(row_sums)
+        # the entries right of the diagonal blocks stand for their mirror images too
+        total = 2 * column_sums.sum() - diagonal.sum()
         return total.to(z.dtype), row_sums
 
     @staticmethod
