@@ -287,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--m1-codes", dest="m1_codes", choices=["mean", "sample"],
                     help="M2's training data: M1's posterior means (default) or a fresh sample of q(z1|x) every step")
     mm.add_argument("--m2-select", dest="m2_select", choices=["elbo", "accuracy"],
-                    help="M2's epoch: best validation bound U (default; no labels beyond --labels are used) or "
-                         "best validation accuracy (uses the 10 000 validation labels)")
+                    help="M2's epoch: best validation accuracy (default; uses the 10 000 validation labels) or "
+                         "best validation bound U (no labels beyond --labels are used)")
     mm.add_argument("--m1-dir", dest="m1_dir", default="results/mnist",
                     help="the MNIST grid's directory: M1 is its model of the same configuration, "
                          "<dir>/<profile>/models/, reused or trained and kept there")
