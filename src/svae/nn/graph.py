@@ -130,9 +130,10 @@ class _SoftplusGramSum(torch.autograd.Function):
         block = max(1, block_elements // n)
         need_grad = any(ctx.needs_input_grad[:2])
         # sums of the entries down each column over the row blocks above it, and the diagonal
-        # blocks' part of them; accumulated in float64
-        column_sums = torch.zeros(n, dtype=torch.float64, device=z.device)
-        diagonal = torch.zeros(n, dtype=torch.float64, device=z.device)
+        # blocks' part of them; accumulated in float64 (MPS has none)
+        accumulate = torch.float32 if z.device.type == "mps" else torch.float64
+        column_sums = torch.zeros(n, dtype=accumulate, device=z.device)
+        diagonal = torch.zeros(n, dtype=accumulate, device=z.device)
         row_sums = torch.zeros(n if with_row_sums else 0, dtype=z.dtype, device=z.device)
         grad_z = torch.zeros_like(z) if need_grad else None
         scaled = scale * z
