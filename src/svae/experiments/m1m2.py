@@ -53,9 +53,9 @@ class M1M2Config:
     m2_batch_size: int = 100
     m2_hidden: tuple = (500,)
     alpha: float = 1.0  # weight of the labelled cross-entropy, per labelled example
-    # M2's epoch: best validation accuracy (the 10 000 validation labels pick the epoch, as in
-    # Kingma et al.'s code, which reports the validation error every epoch), or best validation
-    # bound U ("elbo": no labels beyond the labelled set are used at all)
+    # M2's epoch: best validation accuracy (the 10 000 validation labels pick the epoch; Kingma et
+    # al.'s code also computes the validation error every pass), or best validation bound U
+    # ("elbo": no labels beyond the labelled set are used at all)
     m2_select: str = "accuracy"
     m1_codes: str = "mean"  # M2's training data: M1's posterior means, or a fresh sample of it every step
     device: str = "cpu"
