@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from svae.experiments.linkpred import LinkPredConfig, run
-from svae.nn.graph import GCNEncoder, _sum_log, ScaledInnerProductDecoder, VariationalGAE, message_passing_graph
+from svae.nn.graph import GCNEncoder, ScaledInnerProductDecoder, VariationalGAE, _sum_log, message_passing_graph
 from svae.nn.latent import latent_family
 
 
