@@ -34,6 +34,34 @@ def test_unlabelled_bound_is_the_label_marginalised_sum(data):
     assert torch.allclose(out["elbo"], out["recon"] - out["kl"])
 
 
+def test_m2_objective_weighs_the_labelled_set_as_asked():
+    torch.manual_seed(0)
+    model = M2(4, 10, latent_family("normal", 2), hidden=(8,)).double()
+    x, labelled_x = torch.randn(6, 4, dtype=torch.float64), torch.randn(10, 4, dtype=torch.float64)
+    labelled_y = torch.arange(10)
+    objective = m1m2.m2_objective(labelled_x, labelled_y, alpha=0.7, labelled_weight=0.002)
+    torch.manual_seed(1)
+    loss = objective(model, x)["loss"]
+    torch.manual_seed(1)  # the same draws of z2, in the same order
+    unlabelled = model.unlabelled_bound(x)["elbo"].mean()
+    labelled = model.labelled_bound(labelled_x, F.one_hot(labelled_y, 10).double())["elbo"].mean()
+    cross_entropy = -F.log_softmax(model.classify(labelled_x), -1)[torch.arange(10), labelled_y].mean()
+    assert torch.allclose(loss, -unlabelled - 0.002 * labelled + 0.7 * cross_entropy, rtol=1e-12)
+
+
+def test_labelled_weight_defaults_to_one_count_per_image(tmp_path, mirror, cache, monkeypatch):
+    weights = []
+    real = m1m2.m2_objective
+    monkeypatch.setattr(m1m2, "m2_objective", lambda *a, **k: weights.append(k["labelled_weight"]) or real(*a, **k))
+    for labelled_weight in (None, 0.5):
+        config = M1M2Config(m1="normal", m2="normal", z1=3, z2=2, profile="smoke", m2_epochs=1, m2_patience=None,
+                            labelled_weight=labelled_weight)
+        run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
+    assert weights == [100 / 1000, 0.5]  # the smoke profile trains on 1000 images
+    with pytest.raises(ValueError, match=r"labelled_weight must be None or a number >= 0, got -1"):
+        M1M2Config(labelled_weight=-1)
+
+
 def test_balanced_labels():
     targets = torch.arange(10).repeat_interleave(30)
     chosen = balanced_labels(targets, 100, seed=1)

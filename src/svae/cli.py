@@ -95,7 +95,8 @@ def _m1m2(args) -> int:
     from svae.records import write_record
 
     torch.distributions.Distribution.set_default_validate_args(False)
-    overrides = {k: getattr(args, k) for k in ("alpha", "m2_select", "m2_epochs", "m1_codes", "device")
+    overrides = {k: getattr(args, k) for k in ("alpha", "labelled_weight", "m2_select", "m2_epochs", "m1_codes",
+                                                  "device")
                  if getattr(args, k) is not None}
     try:
         config = M1M2Config(m1=args.m1, m2=args.m2, z1=args.z1, z2=args.z2, labels=args.labels, seed=args.seed,
@@ -283,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--seed", type=int, default=0)
     mm.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="run budget of M1 and M2")
     mm.add_argument("--alpha", type=float, help="weight of the labelled cross-entropy")
+    mm.add_argument("--labelled-weight", dest="labelled_weight", type=float,
+                    help="weight of the labelled bound's mean next to the unlabelled bound's mean")
     mm.add_argument("--m2-epochs", dest="m2_epochs", type=int, help="M2's maximum epochs (the profile's by default)")
     mm.add_argument("--m1-codes", dest="m1_codes", choices=["mean", "sample"],
                     help="M2's training data: M1's posterior means (default) or a fresh sample of q(z1|x) every step")

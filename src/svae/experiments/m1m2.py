@@ -5,7 +5,8 @@ M1 is the unsupervised VAE of :mod:`svae.experiments.mnist` (latent z1, trained 
 training images). Each image is encoded by M1's posterior mean (Gaussian) or mean direction
 (sphere) of its grey levels. M2 (:class:`svae.nn.m2.M2`) is trained on these codes: all 50 000 as
 unlabelled data, a balanced labelled set (``labels / 10`` per class) in every step, loss
--U (unlabelled batch) - L (labelled set) + alpha * cross-entropy (labelled set). The reported
+-U (unlabelled batch) - w L (labelled set) + alpha * cross-entropy (labelled set), means over each
+set, w = labels / 50 000 by default (each image weighs the same, as in Kingma et al.'s bound). The reported
 figure is the test accuracy of M2's classifier q(y | z1). Configurations: N+N (Gaussian M1 and
 M2), S+S (both vMF), S+N (vMF M1, Gaussian M2).
 """
@@ -53,6 +54,9 @@ class M1M2Config:
     m2_batch_size: int = 100
     m2_hidden: tuple = (500,)
     alpha: float = 1.0  # weight of the labelled cross-entropy, per labelled example
+    # weight of the labelled bound's mean next to the unlabelled bound's mean; None: labels / training
+    # images, so that every image counts once, as in Kingma et al.'s J = sum_labelled L + sum_unlabelled U
+    labelled_weight: float | None = None
     # M2's epoch: best validation accuracy (the 10 000 validation labels pick the epoch; Kingma et
     # al.'s code also computes the validation error every pass), or best validation bound U
     # ("elbo": no labels beyond the labelled set are used at all)
@@ -74,6 +78,8 @@ class M1M2Config:
             raise ValueError(f"m2_select must be 'elbo' or 'accuracy', got {self.m2_select!r}")
         if self.m1_codes not in ("mean", "sample"):
             raise ValueError(f"m1_codes must be 'mean' or 'sample', got {self.m1_codes!r}")
+        if self.labelled_weight is not None and not self.labelled_weight >= 0:
+            raise ValueError(f"labelled_weight must be None or a number >= 0, got {self.labelled_weight!r}")
         check_label_count(self.labels)
         self.m2_hidden = tuple(self.m2_hidden)
         self.m2_train_config()
@@ -109,10 +115,11 @@ def balanced_labels(targets: torch.Tensor, labels: int, seed: int) -> torch.Tens
     return torch.cat(chosen)
 
 
-def m2_objective(labelled_x: torch.Tensor, labelled_y: torch.Tensor, alpha: float, transform=None):
-    """The semi-supervised loss, for :func:`svae.train.fit`: -U on the batch, -L and alpha * cross-entropy
-    on the whole labelled set (passed through ``transform`` at every step, as the batches are);
-    the reported ELBO is U."""
+def m2_objective(labelled_x: torch.Tensor, labelled_y: torch.Tensor, *, alpha: float, labelled_weight: float,
+                 transform=None):
+    """The semi-supervised loss, for :func:`svae.train.fit`: -U on the batch, and on the whole labelled
+    set -labelled_weight * L and alpha * cross-entropy (means over each set; the labelled set goes
+    through ``transform`` at every step, as the batches do). The reported ELBO is U."""
     targets = F.one_hot(labelled_y, NUM_CLASSES).to(labelled_x.dtype)
 
     def objective(model: M2, x: torch.Tensor, kl_weight: float = 1.0, correction: bool = False) -> dict:
@@ -121,7 +128,7 @@ def m2_objective(labelled_x: torch.Tensor, labelled_y: torch.Tensor, alpha: floa
         unlabelled = model.unlabelled_bound(x, **options)
         labelled = model.labelled_bound(x_labelled, targets, **options)
         cross_entropy = F.cross_entropy(model.classify(x_labelled), labelled_y)
-        loss = -unlabelled["objective"].mean() - labelled["objective"].mean() + alpha * cross_entropy
+        loss = -unlabelled["objective"].mean() - labelled_weight * labelled["objective"].mean() + alpha * cross_entropy
         return {"loss": loss, **{k: unlabelled[k] for k in ("elbo", "recon", "kl")}}
 
     return objective
@@ -174,8 +181,9 @@ def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=
     torch.manual_seed(config.seed)
     m2 = M2(m1.latent.code_dim, NUM_CLASSES, latent_family(config.m2, config.z2),
             data="vmf" if config.m1 == "vmf" else "normal", hidden=config.m2_hidden)
+    labelled_weight = config.labels / len(train) if config.labelled_weight is None else config.labelled_weight
     objective = m2_objective(train[labelled].to(config.device), data.train_y[labelled].to(config.device),
-                             config.alpha, transform)
+                             alpha=config.alpha, labelled_weight=labelled_weight, transform=transform)
     # validation accuracy is recorded every epoch, whichever figure picks the epoch
     fitted = fit(m2, train, raw["val"] if transform else codes["val"], config.m2_train_config(),
                  objective=objective, transform=transform,
