@@ -153,3 +153,5 @@ def test_smoke_grid_writes_table_3_and_resumes(tmp_path, mirror, cache):
     reproduce(**options)  # resumes: only the missing run is trained
     assert {p: p.stat().st_mtime_ns for p in records[1:]} == {p: before[p] for p in records[1:]}
     assert records[0].exists()
+    reproduce(**{**options, "table": None}, train=False)  # by default results/m1m2.md: <records>.md
+    assert (tmp_path / "records.md").read_text() == (tmp_path / "t.md").read_text()

@@ -10,8 +10,9 @@ import torch
 from svae.experiments.mnist import MnistConfig, build_model, load_model, save_model
 
 
-def svae(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "svae.cli", *args], capture_output=True, text=True, check=check)
+def svae(*args, check=True, cwd=None):
+    return subprocess.run([sys.executable, "-m", "svae.cli", *args], capture_output=True, text=True, check=check,
+                          cwd=cwd)
 
 
 def test_one_run_writes_the_metrics(tmp_path, mirror, cache):
@@ -48,6 +49,9 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
          "--table-only")
     text = table.read_text()
     assert "Incomplete grid: 1 of its 15 runs" in text and text.count("| S-VAE |") == 8
+    # without --table: results/mnist.md, the name issue 4 gives
+    svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table-only", cwd=tmp_path)
+    assert (tmp_path / "results" / "mnist.md").read_text() == text
 
 
 @pytest.mark.parametrize("args, message", [

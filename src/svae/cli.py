@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, default=None, help="seeds per cell (linkpred 10, mnist 1)")
     rep.add_argument("--jobs", type=int, default=1, help="parallel runs (threads are shared out)")
     rep.add_argument("--out", default=None, help="record directory (default results/<experiment>[/<profile>])")
-    rep.add_argument("--table", default=None, help="table path (default results/<experiment>[_<profile>].md)")
+    rep.add_argument("--table", default=None, help="table path (default results/<experiment>.md)")
     add_data_dir(rep)
     add_cache_dir(rep)
     rep.add_argument("--table-only", action="store_true",

@@ -230,7 +230,7 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="
         run_grid(list(m1_first.values()), partial(record_path, out_dir), run_one, jobs=jobs,
                  desc="M1 (+ first M2)", progress=progress)
         run_grid(configs, partial(record_path, out_dir), run_one, jobs=jobs, desc="M2 runs", progress=progress)
-    return write_table(configs, out_dir, Path(table or f"{out_dir}_{profile}.md"), profile)
+    return write_table(configs, out_dir, Path(table or f"{out_dir}.md"), profile)
 
 
 def write_table(configs, out_dir, table, profile: str) -> str:
