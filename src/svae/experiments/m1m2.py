@@ -6,9 +6,9 @@ training images). Each image is encoded by M1's posterior mean (Gaussian) or mea
 (sphere) of its grey levels. M2 (:class:`svae.nn.m2.M2`) is trained on these codes: all 50 000 as
 unlabelled data, a balanced labelled set (``labels / 10`` per class) in every step, loss
 -U (unlabelled batch) - w L (labelled set) + alpha * cross-entropy (labelled set), means over each
-set, w = labels / 50 000 by default (each image weighs the same, as in Kingma et al.'s bound). The reported
-figure is the test accuracy of M2's classifier q(y | z1). Configurations: N+N (Gaussian M1 and
-M2), S+S (both vMF), S+N (vMF M1, Gaussian M2).
+set, w = labels / 50 000 by default (each image weighs the same, as in Kingma et al.'s bound).
+The reported figure is the test accuracy of M2's classifier q(y | z1). Configurations: N+N
+(Gaussian M1 and M2), S+S (both vMF), S+N (vMF M1, Gaussian M2).
 """
 from __future__ import annotations
 
