@@ -75,7 +75,9 @@ def _constants(dtype: torch.dtype, device: torch.device):
     return r0, coef.to(dtype=dtype, device=device), k
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+def wide_dtype(x: torch.Tensor) -> torch.dtype:
+    """float64 for intermediate results that need the extra precision, or float32 on devices
+    without float64 (Apple MPS)."""
     return torch.float32 if x.device.type == "mps" else torch.float64
 
 
@@ -222,7 +224,7 @@ def _prepare(v, x, dtype=None):
         x = torch.as_tensor(x, dtype=torch.get_default_dtype())
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
-    dtype = dtype or _compute_dtype(x)
+    dtype = dtype or wide_dtype(x)
     if isinstance(v, torch.Tensor) and v.dim() > 0:
         v, xc = torch.broadcast_tensors(v.to(dtype=dtype, device=x.device), x.to(dtype))
     else:

@@ -23,6 +23,7 @@ from torch_geometric.utils import negative_sampling, to_torch_csr_tensor
 
 from svae.metrics import average_precision, roc_auc
 from svae.nn.latent import LatentFamily
+from svae.special import wide_dtype
 
 
 def message_passing_graph(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -130,8 +131,8 @@ class _SoftplusGramSum(torch.autograd.Function):
         block = max(1, block_elements // n)
         need_grad = any(ctx.needs_input_grad[:2])
         # sums of the entries down each column over the row blocks above it, and the diagonal
-        # blocks' part of them; accumulated in float64 (MPS has none)
-        accumulate = torch.float32 if z.device.type == "mps" else torch.float64
+        # blocks' part of them; accumulated in float64 (float32 on MPS, which has none)
+        accumulate = wide_dtype(z)
         column_sums = torch.zeros(n, dtype=accumulate, device=z.device)
         diagonal = torch.zeros(n, dtype=accumulate, device=z.device)
         row_sums = torch.zeros(n if with_row_sums else 0, dtype=z.dtype, device=z.device)
