@@ -106,6 +106,47 @@ def test_bad_m2_select_or_m1_codes_is_a_clear_error():
         M1M2Config(m2_select="loss")
     with pytest.raises(ValueError, match=r"m1_codes must be 'mean' or 'sample', got 'mode'"):
         M1M2Config(m1_codes="mode")
+    with pytest.raises(ValueError, match=r"m2_data must be None or one of \['normal', 'vmf'\], got 'power'"):
+        M1M2Config(m2_data="power")
+    with pytest.raises(ValueError, match=r"m2_warmup_epochs must be an int >= 0, got -1"):
+        M1M2Config(m2_warmup_epochs=-1)
+
+
+def _class_prototype_m2(prototypes, latent="normal"):
+    """An M2 whose p(x | y, z2) is N(prototype of y, 0.1^2 I), whatever z2: the decoder is all y."""
+    from torch.distributions import Independent, Normal
+
+    model = M2(prototypes.shape[1], len(prototypes), latent_family(latent, 2), hidden=(8,))
+    model.likelihood = lambda z2, y: Independent(Normal(y @ prototypes, 0.1), 1)
+    return model
+
+
+def test_m2_diagnostics():
+    torch.manual_seed(0)
+    prototypes = 3 * torch.eye(4)
+    labels = torch.arange(4).repeat(5)
+    codes = prototypes[labels] + 0.1 * torch.randn(20, 4)
+    model = _class_prototype_m2(prototypes)
+    found = m1m2.m2_diagnostics(model, codes, labels, chunk=7)  # chunks of unequal size
+    # The codes sit at their class prototypes, so the bound of the true class wins by ~450 nats.
+    assert found["decoder_accuracy"] == 1.0
+    expected_kl = model.latent.kl(model.latent.posterior(model.encoder(torch.cat([codes, F.one_hot(labels, 4)], -1))))
+    assert found["z2_kl"] == pytest.approx(expected_kl.mean().item(), rel=1e-5)
+    # Labelled with the wrong classes, the generative model disagrees with every label.
+    assert m1m2.m2_diagnostics(model, codes, (labels + 1) % 4)["decoder_accuracy"] == 0.0
+
+
+def test_m2_data_likelihood_warm_up_and_correction_are_applied(tmp_path, mirror, cache, monkeypatch):
+    built, trained = [], []
+    real_m2, real_fit = m1m2.M2, m1m2.fit
+    monkeypatch.setattr(m1m2, "M2", lambda *a, **k: built.append(k["data"]) or real_m2(*a, **k))
+    monkeypatch.setattr(m1m2, "fit", lambda m, t, v, c, **k: trained.append((c.warmup_epochs, c.correction)) or real_fit(m, t, v, c, **k))
+    for m2_data, warmup, correction in ((None, 0, False), ("normal", 2, True)):
+        config = M1M2Config(m1="vmf", m2="vmf", z1=3, z2=2, profile="smoke", m2_epochs=2, m2_patience=None,
+                            m2_data=m2_data, m2_warmup_epochs=warmup, m2_correction=correction)
+        record = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
+        assert [h["kl_weight"] for h in record["history"]] == ([1.0, 1.0] if warmup == 0 else [0.5, 1.0])
+    assert built == ["vmf", "normal"] and trained == [(0, False), (2, True)]
 
 
 @pytest.mark.parametrize("m1", ["normal", "vmf"])

@@ -95,7 +95,8 @@ def _m1m2(args) -> int:
     from svae.records import write_record
 
     torch.distributions.Distribution.set_default_validate_args(False)
-    overrides = {k: getattr(args, k) for k in ("alpha", "labelled_weight", "m2_select", "m2_epochs", "m1_codes",
+    overrides = {k: getattr(args, k) for k in ("alpha", "labelled_weight", "m2_select", "m2_epochs",
+                                                  "m2_warmup_epochs", "m2_data", "m2_correction", "m1_codes",
                                                   "device")
                  if getattr(args, k) is not None}
     try:
@@ -287,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--labelled-weight", dest="labelled_weight", type=float,
                     help="weight of the labelled bound's mean next to the unlabelled bound's mean")
     mm.add_argument("--m2-epochs", dest="m2_epochs", type=int, help="M2's maximum epochs (the profile's by default)")
+    mm.add_argument("--m2-warmup-epochs", dest="m2_warmup_epochs", type=int,
+                    help="epochs over which M2's KL weight grows linearly from 0 to 1 (the profile's by default)")
+    mm.add_argument("--m2-data", dest="m2_data", choices=["normal", "vmf"],
+                    help="M2's likelihood of the codes p(z1|y,z2): Gaussian or vMF (default: M1's geometry)")
+    mm.add_argument("--m2-correction", dest="m2_correction", action=argparse.BooleanOptionalAction, default=None,
+                    help="add the rejection-sampling gradient correction for a vMF z2 (unbiased gradients)")
     mm.add_argument("--m1-codes", dest="m1_codes", choices=["mean", "sample"],
                     help="M2's training data: M1's posterior means (default) or a fresh sample of q(z1|x) every step")
     mm.add_argument("--m2-select", dest="m2_select", choices=["elbo", "accuracy"],

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from svae.experiments.mnist import PROFILES as MNIST_PROFILES
 from svae.experiments.mnist import MnistConfig, load_data, load_model, model_path, save_model, train_model
 from svae.nn.latent import latent_family
-from svae.nn.m2 import M2
+from svae.nn.m2 import DATA_FAMILIES, M2
 from svae.train import TrainConfig, fit
 
 NUM_CLASSES = 10
@@ -50,6 +50,12 @@ class M1M2Config:
     profile: str = "fast"  # M1's budget (svae.experiments.mnist.PROFILES) and M2's (PROFILES here)
     m2_epochs: int = 30
     m2_patience: int | None = 10
+    # p(z1 | y, z2): "normal" (per-dimension Gaussian) or "vmf"; None follows M1's geometry (vMF for
+    # sphere codes, Gaussian otherwise)
+    m2_data: str | None = None
+    # M2's KL weight grows linearly from 0 over these epochs (svae.train.TrainConfig.warmup_epochs)
+    m2_warmup_epochs: int = 0
+    m2_correction: bool = False  # Naesseth et al.'s rejection-gradient correction for a vMF z2 (unbiased)
     m2_lr: float = 3e-4
     m2_batch_size: int = 100
     m2_hidden: tuple = (500,)
@@ -74,12 +80,17 @@ class M1M2Config:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {list(PROFILES)}, got {self.profile!r}")
+        if self.m2_data not in (None, *DATA_FAMILIES):
+            raise ValueError(f"m2_data must be None or one of {list(DATA_FAMILIES)}, got {self.m2_data!r}")
         if self.m2_select not in ("elbo", "accuracy"):
             raise ValueError(f"m2_select must be 'elbo' or 'accuracy', got {self.m2_select!r}")
         if self.m1_codes not in ("mean", "sample"):
             raise ValueError(f"m1_codes must be 'mean' or 'sample', got {self.m1_codes!r}")
         if self.labelled_weight is not None and not self.labelled_weight >= 0:
             raise ValueError(f"labelled_weight must be None or a number >= 0, got {self.labelled_weight!r}")
+        if isinstance(self.m2_warmup_epochs, bool) or not isinstance(self.m2_warmup_epochs, int) \
+                or self.m2_warmup_epochs < 0:
+            raise ValueError(f"m2_warmup_epochs must be an int >= 0, got {self.m2_warmup_epochs!r}")
         check_label_count(self.labels)
         self.m2_hidden = tuple(self.m2_hidden)
         self.m2_train_config()
@@ -90,7 +101,8 @@ class M1M2Config:
 
     def m2_train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.m2_epochs, lr=self.m2_lr, batch_size=self.m2_batch_size,
-                           patience=self.m2_patience, seed=self.seed, device=self.device)
+                           patience=self.m2_patience, warmup_epochs=self.m2_warmup_epochs,
+                           correction=self.m2_correction, seed=self.seed, device=self.device)
 
 
 def check_label_count(labels, available: int | None = None) -> int:
@@ -148,6 +160,29 @@ def accuracy(m2: M2, codes: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def m2_diagnostics(m2: M2, codes: torch.Tensor, labels: torch.Tensor, *, draws: int = 4, chunk: int = 1000) -> dict:
+    """How M2 divides the codes between y and z2, on labelled ``codes``:
+
+    * ``decoder_accuracy``: how often argmax_y L(x, y), the generative model's own classification
+      (the bound averaged over ``draws`` samples of z2), is the true class; chance (0.1) if
+      p(x | y, z2) ignores y;
+    * ``z2_kl``: mean KL(q(z2 | x, y) || p(z2)) at the true class, the nats z2 carries.
+    """
+    m2.eval()
+    device = next(m2.parameters()).device
+    hits, kl = 0, 0.0
+    for start in range(0, len(codes), chunk):
+        x, y = codes[start:start + chunk].to(device), labels[start:start + chunk].to(device)
+        n, c = len(x), m2.num_classes
+        every_class = torch.eye(c, dtype=x.dtype, device=device).repeat_interleave(n, dim=0)  # class-major
+        bound = sum(m2.labelled_bound(x.repeat(c, 1), every_class)["elbo"] for _ in range(draws)) / draws
+        hits += (bound.view(c, n).argmax(0) == y).sum().item()
+        q = m2.latent.posterior(m2.encoder(torch.cat([x, F.one_hot(y, c).to(x.dtype)], dim=-1)))
+        kl += m2.latent.kl(q).sum().item()
+    return {"decoder_accuracy": hits / len(codes), "z2_kl": kl / len(codes)}
+
+
+@torch.no_grad()
 def encode_all(model, data) -> dict:
     """M1's encoder outputs (the raw parameters of its posterior) for the grey-level images of every split."""
     return {split: model.encoder(getattr(data, f"{split}_x")) for split in ("train", "val", "test")}
@@ -180,7 +215,7 @@ def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=
     labelled = balanced_labels(data.train_y, config.labels, config.seed)
     torch.manual_seed(config.seed)
     m2 = M2(m1.latent.code_dim, NUM_CLASSES, latent_family(config.m2, config.z2),
-            data="vmf" if config.m1 == "vmf" else "normal", hidden=config.m2_hidden)
+            data=config.m2_data or ("vmf" if config.m1 == "vmf" else "normal"), hidden=config.m2_hidden)
     labelled_weight = config.labels / len(train) if config.labelled_weight is None else config.labelled_weight
     objective = m2_objective(train[labelled].to(config.device), data.train_y[labelled].to(config.device),
                              alpha=config.alpha, labelled_weight=labelled_weight, transform=transform)
@@ -190,7 +225,8 @@ def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=
                  monitor=lambda model: {"accuracy": accuracy(model, codes["val"], data.val_y)},
                  select=f"val_{config.m2_select}", progress=progress,
                  desc=f"M2 {config.m1}+{config.m2} z1={config.z1} z2={config.z2}")
-    metrics = {"test_accuracy": accuracy(m2, codes["test"], data.test_y), "m2_best_epoch": fitted["best_epoch"]}
+    metrics = {"test_accuracy": accuracy(m2, codes["test"], data.test_y), "m2_best_epoch": fitted["best_epoch"],
+               **{f"test_{k}": v for k, v in m2_diagnostics(m2, codes["test"], data.test_y).items()}}
     return {"config": asdict(config), "metrics": metrics,
             "history": fitted["history"], "wall_time": time.time() - start}
 
