@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weight of the labelled bound's mean next to the unlabelled bound's mean")
     mm.add_argument("--m2-epochs", dest="m2_epochs", type=int, help="M2's maximum epochs (the profile's by default)")
     mm.add_argument("--m2-warmup-epochs", dest="m2_warmup_epochs", type=int,
-                    help="epochs over which M2's KL weight grows linearly from 0 to 1 (the profile's by default)")
+                    help="epochs over which M2's KL weight grows linearly from 0 to 1 (default 0: none)")
     mm.add_argument("--m2-data", dest="m2_data", choices=["normal", "vmf"],
                     help="M2's likelihood of the codes p(z1|y,z2): Gaussian or vMF (default: M1's geometry)")
     mm.add_argument("--m2-correction", dest="m2_correction", action=argparse.BooleanOptionalAction, default=None,
