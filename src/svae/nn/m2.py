@@ -60,11 +60,15 @@ class M2(nn.Module):
         """Logits of q(y | x)."""
         return self.classifier(x)
 
+    def posterior(self, x: torch.Tensor, y: torch.Tensor):
+        """q(z2 | x, y) for one-hot ``y``."""
+        return self.latent.posterior(self.encoder(torch.cat([x, y], dim=-1)))
+
     def labelled_bound(self, x: torch.Tensor, y: torch.Tensor, *, kl_weight: float = 1.0,
                        correction: bool = False) -> dict:
         """L(x, y) for one-hot ``y``: per-example ``elbo``, ``recon`` and ``kl``, and the ``objective``
         to maximise (the KL weighted, the rejection correction added if asked for)."""
-        q = self.latent.posterior(self.encoder(torch.cat([x, y], dim=-1)))
+        q = self.posterior(x, y)
         z2 = q.rsample()
         recon = self.likelihood(z2, y).log_prob(x)
         kl = self.latent.kl(q) + math.log(self.num_classes)  # KL to p(z2) minus log p(y)
@@ -75,16 +79,19 @@ class M2(nn.Module):
                 objective = objective + recon.detach() * (weight - weight.detach())
         return {"elbo": recon - kl, "recon": recon, "kl": kl, "objective": objective}
 
-    def unlabelled_bound(self, x: torch.Tensor, **options) -> dict:
-        """U(x): the labelled bound of every class at once (the batch repeated C times), averaged
-        under q(y|x), plus the entropy of q(y|x). Also returns the classifier's log-probabilities."""
+    def every_class_bound(self, x: torch.Tensor, **options) -> dict:
+        """L(x, y) for every class y at once (the batch repeated C times): each term shaped (n, C)."""
         n, c = len(x), self.num_classes
+        ys = torch.eye(c, dtype=x.dtype, device=x.device).repeat_interleave(n, dim=0)  # class-major
+        return {k: v.view(c, n).T for k, v in self.labelled_bound(x.repeat(c, 1), ys, **options).items()}
+
+    def unlabelled_bound(self, x: torch.Tensor, **options) -> dict:
+        """U(x): the labelled bound of every class, averaged under q(y|x), plus the entropy of
+        q(y|x). Also returns the classifier's log-probabilities."""
         log_probs = F.log_softmax(self.classify(x), dim=-1)
         probs = log_probs.exp()
-        ys = torch.eye(c, dtype=x.dtype, device=x.device).repeat_interleave(n, dim=0)  # class-major
-        terms = self.labelled_bound(x.repeat(c, 1), ys, **options)
         entropy = -(probs * log_probs).sum(-1)
-        out = {k: (probs * v.view(c, n).T).sum(-1) for k, v in terms.items()}
+        out = {k: (probs * v).sum(-1) for k, v in self.every_class_bound(x, **options).items()}
         out["elbo"] = out["elbo"] + entropy
         out["objective"] = out["objective"] + entropy
         out["kl"] = out["recon"] - out["elbo"]  # so that elbo = recon - kl holds for U too
