@@ -7,6 +7,11 @@ optimisation step (forward, backward, Adam) of the paper's architecture on a bat
 binarised MNIST images. Then the importance-sampled log-likelihood of the 10 000 test images
 with 500 samples each, as `svae mnist` computes it. Targets (issue 4): S-VAE step within 1.25x
 of the N-VAE's at d = 10, batch 64; the log-likelihood in under 5 minutes.
+
+An untrained S-VAE has concentrations near softplus(0) + 1 = 1.7, where the Bessel functions take
+their power series; trained ones sit at 160-1400 (d = 10), in the Debye regime, whose cost
+differs. So the S-VAE is also timed with its concentration head shifted to ~500
+("vmf_concentrated"), the regime most of a training run spends its steps in.
 """
 from __future__ import annotations
 
@@ -35,6 +40,9 @@ def main(argv=None):
     data = load_mnist()
     torch.manual_seed(0)
     models = {latent: build_model(MnistConfig(latent=latent, dim=args.dim)) for latent in ("normal", "vmf", "power")}
+    models["vmf_concentrated"] = build_model(MnistConfig(latent="vmf", dim=args.dim))
+    with torch.no_grad():  # kappa = softplus(raw) + 1: a bias of 499 gives kappa ~ 500
+        models["vmf_concentrated"].encoder[-1].bias[-1] = 499.0
     optimizers = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
     batches = [binarize(data.train_x[i * args.batch:(i + 1) * args.batch]) for i in range(50)]
 
@@ -55,9 +63,10 @@ def main(argv=None):
     medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     print(f"training step, d = {args.dim}, batch {args.batch}, median of {args.repeats} (ms):")
     for latent, ms in medians.items():
-        print(f"  {latent:<7} {ms:7.3f} ms   {ms / medians['normal']:.2f}x N-VAE")
+        print(f"  {latent:<16} {ms:7.3f} ms   {ms / medians['normal']:.2f}x N-VAE")
     metrics = {f"step_ms_{k}": v for k, v in medians.items()}
     metrics["vmf_over_normal"] = medians["vmf"] / medians["normal"]
+    metrics["vmf_concentrated_over_normal"] = medians["vmf_concentrated"] / medians["normal"]
     print(f"target: S-VAE step within 1.25x of the N-VAE's: {metrics['vmf_over_normal']:.2f}x "
           f"({'met' if metrics['vmf_over_normal'] <= 1.25 else 'NOT met'})")
     if not args.skip_ll:

@@ -43,6 +43,11 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
     svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),
          "--data-dir", str(mirror), "--cache-dir", str(cache))
     assert {p: p.stat().st_mtime_ns for p in before} == before
+    # --dims: part of the grid, e.g. one dimension of the paper profile
+    svae("reproduce", "mnist", "--profile", "smoke", "--dims", "5", "--out", str(tmp_path / "records"),
+         "--table", str(tmp_path / "d5.md"), "--table-only")
+    d5 = (tmp_path / "d5.md").read_text()
+    assert d5.count("| S-VAE |") == 2 and "| 5 |" in d5 and "| 2 |" not in d5 and "Incomplete" not in d5
     # an incomplete grid: the table from the records present says what is missing
     (tmp_path / "records" / "vmf_d2_seed0.json").unlink()
     svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),

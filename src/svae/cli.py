@@ -72,13 +72,16 @@ def _reproduce(args) -> int:
     torch.distributions.Distribution.set_default_validate_args(False)
     if args.seeds is not None and args.seeds < 1 or args.jobs < 1:
         args.parser.error("--seeds and --jobs must be >= 1")
+    if args.dims is not None and (args.experiment != "mnist" or min(args.dims) < 1):
+        args.parser.error("--dims takes latent dimensions >= 1 and applies to reproduce mnist only")
     options = {"jobs": args.jobs, "table": args.table, "data_dir": args.data_dir, "cache_dir": args.cache_dir,
                "train": not args.table_only}
     if args.experiment == "linkpred":
         options.update(seeds=args.seeds or 10, out_dir=args.out or "results/linkpred",
                        table=args.table or "results/linkpred.md")
     else:  # mnist and m1m2 name their default directories after the profile
-        options.update(profile=args.profile, seeds=args.seeds or 1, **({"out_dir": args.out} if args.out else {}))
+        options.update(profile=args.profile, seeds=args.seeds or 1, **({"out_dir": args.out} if args.out else {}),
+                       **({"dims": tuple(args.dims)} if args.dims else {}))
     reproduce = importlib.import_module(f"svae.experiments.{args.experiment}").reproduce
     try:
         table = reproduce(**options)
@@ -309,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="mnist run budget")
     rep.add_argument("--seeds", type=int, default=None, help="seeds per cell (linkpred 10, mnist 1)")
     rep.add_argument("--jobs", type=int, default=1, help="parallel runs (threads are shared out)")
+    rep.add_argument("--dims", type=int, nargs="+",
+                     help="mnist only: the latent dimensions to run (default 2 5 10 20 40), e.g. the paper "
+                          "profile for d = 10 alone")
     rep.add_argument("--out", default=None, help="record directory (default results/<experiment>[/<profile>])")
     rep.add_argument("--table", default=None, help="table path (default results/<experiment>.md)")
     add_data_dir(rep)
