@@ -106,7 +106,7 @@ def test_bad_m2_select_or_m1_codes_is_a_clear_error():
         M1M2Config(m2_select="loss")
     with pytest.raises(ValueError, match=r"m1_codes must be 'mean' or 'sample', got 'mode'"):
         M1M2Config(m1_codes="mode")
-    with pytest.raises(ValueError, match=r"m2_data must be None or one of \['normal', 'vmf'\], got 'power'"):
+    with pytest.raises(ValueError, match=r"m2_data must be one of \['normal', 'vmf'\], got 'power'"):
         M1M2Config(m2_data="power")
     with pytest.raises(ValueError, match=r"m2_warmup_epochs must be an int >= 0, got -1"):
         M1M2Config(m2_warmup_epochs=-1)
@@ -141,12 +141,12 @@ def test_m2_data_likelihood_warm_up_and_correction_are_applied(tmp_path, mirror,
     real_m2, real_fit = m1m2.M2, m1m2.fit
     monkeypatch.setattr(m1m2, "M2", lambda *a, **k: built.append(k["data"]) or real_m2(*a, **k))
     monkeypatch.setattr(m1m2, "fit", lambda m, t, v, c, **k: trained.append((c.warmup_epochs, c.correction)) or real_fit(m, t, v, c, **k))
-    for m2_data, warmup, correction in ((None, 0, False), ("normal", 2, True)):
-        config = M1M2Config(m1="vmf", m2="vmf", z1=3, z2=2, profile="smoke", m2_epochs=2, m2_patience=None,
-                            m2_data=m2_data, m2_warmup_epochs=warmup, m2_correction=correction)
+    # the defaults first (Gaussian likelihood of the codes, corrected gradients, no warm-up), then each changed
+    for options in ({}, {"m2_data": "vmf", "m2_warmup_epochs": 2, "m2_correction": False}):
+        config = M1M2Config(m1="vmf", m2="vmf", z1=3, z2=2, profile="smoke", m2_epochs=2, m2_patience=None, **options)
         record = run(config, m1_dir=tmp_path, data_dir=mirror, cache_dir=cache, progress=False)
-        assert [h["kl_weight"] for h in record["history"]] == ([1.0, 1.0] if warmup == 0 else [0.5, 1.0])
-    assert built == ["vmf", "normal"] and trained == [(0, False), (2, True)]
+        assert [h["kl_weight"] for h in record["history"]] == ([1.0, 1.0] if not options else [0.5, 1.0])
+    assert built == ["normal", "vmf"] and trained == [(0, True), (2, False)]
 
 
 @pytest.mark.parametrize("m1", ["normal", "vmf"])

@@ -294,9 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--m2-warmup-epochs", dest="m2_warmup_epochs", type=int,
                     help="epochs over which M2's KL weight grows linearly from 0 to 1 (default 0: none)")
     mm.add_argument("--m2-data", dest="m2_data", choices=["normal", "vmf"],
-                    help="M2's likelihood of the codes p(z1|y,z2): Gaussian or vMF (default: M1's geometry)")
+                    help="M2's likelihood of the codes p(z1|y,z2): Gaussian (default) or vMF")
     mm.add_argument("--m2-correction", dest="m2_correction", action=argparse.BooleanOptionalAction, default=None,
-                    help="add the rejection-sampling gradient correction for a vMF z2 (unbiased gradients)")
+                    help="the rejection-sampling gradient correction for a vMF z2 (unbiased gradients; default on)")
     mm.add_argument("--m1-codes", dest="m1_codes", choices=["mean", "sample"],
                     help="M2's training data: M1's posterior means (default) or a fresh sample of q(z1|x) every step")
     mm.add_argument("--m2-select", dest="m2_select", choices=["elbo", "accuracy"],

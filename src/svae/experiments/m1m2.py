@@ -50,12 +50,15 @@ class M1M2Config:
     profile: str = "fast"  # M1's budget (svae.experiments.mnist.PROFILES) and M2's (PROFILES here)
     m2_epochs: int = 30
     m2_patience: int | None = 10
-    # p(z1 | y, z2): "normal" (per-dimension Gaussian) or "vmf"; None follows M1's geometry (vMF for
-    # sphere codes, Gaussian otherwise)
-    m2_data: str | None = None
+    # p(z1 | y, z2): "normal" (per-dimension Gaussian, as Kingma et al.'s M2 on M1's codes) or "vmf".
+    # Gaussian by default for sphere codes too: with a vMF likelihood, S+S's vMF z2 collapsed to the
+    # prior (docs/m1m2.md, "Why S+S trails")
+    m2_data: str = "normal"
     # M2's KL weight grows linearly from 0 over these epochs (svae.train.TrainConfig.warmup_epochs)
     m2_warmup_epochs: int = 0
-    m2_correction: bool = False  # Naesseth et al.'s rejection-gradient correction for a vMF z2 (unbiased)
+    # Naesseth et al.'s rejection-gradient correction for a vMF z2: unbiased gradients (no effect on a
+    # Gaussian z2)
+    m2_correction: bool = True
     m2_lr: float = 3e-4
     m2_batch_size: int = 100
     m2_hidden: tuple = (500,)
@@ -80,8 +83,8 @@ class M1M2Config:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {list(PROFILES)}, got {self.profile!r}")
-        if self.m2_data not in (None, *DATA_FAMILIES):
-            raise ValueError(f"m2_data must be None or one of {list(DATA_FAMILIES)}, got {self.m2_data!r}")
+        if self.m2_data not in DATA_FAMILIES:
+            raise ValueError(f"m2_data must be one of {list(DATA_FAMILIES)}, got {self.m2_data!r}")
         if self.m2_select not in ("elbo", "accuracy"):
             raise ValueError(f"m2_select must be 'elbo' or 'accuracy', got {self.m2_select!r}")
         if self.m1_codes not in ("mean", "sample"):
@@ -212,7 +215,7 @@ def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=
     labelled = balanced_labels(data.train_y, config.labels, config.seed)
     torch.manual_seed(config.seed)
     m2 = M2(m1.latent.code_dim, NUM_CLASSES, latent_family(config.m2, config.z2),
-            data=config.m2_data or ("vmf" if config.m1 == "vmf" else "normal"), hidden=config.m2_hidden)
+            data=config.m2_data, hidden=config.m2_hidden)
     labelled_weight = config.labels / len(train) if config.labelled_weight is None else config.labelled_weight
     objective = m2_objective(train[labelled].to(config.device), data.train_y[labelled].to(config.device),
                              alpha=config.alpha, labelled_weight=labelled_weight, transform=transform)
