@@ -52,7 +52,7 @@ class M1M2Config:
     m2_patience: int | None = 10
     # p(z1 | y, z2): "normal" (per-dimension Gaussian, as Kingma et al.'s M2 on M1's codes) or "vmf".
     # Gaussian by default for sphere codes too: with a vMF likelihood, S+S's vMF z2 collapsed to the
-    # prior (docs/m1m2.md, "Why S+S trails")
+    # prior (docs/m1m2.md, "What S+S lacks is z2, not y")
     m2_data: str = "normal"
     # M2's KL weight grows linearly from 0 over these epochs (svae.train.TrainConfig.warmup_epochs)
     m2_warmup_epochs: int = 0
