@@ -12,6 +12,8 @@ from torch.distributions import kl_divergence
 
 from svae import HypersphericalUniform, PowerSpherical, VonMisesFisher
 from svae.distributions.hyperspherical_uniform import log_sphere_area
+from svae.nn.latent import NormalLatent, VonMisesFisherLatent
+from svae.nn.objectives import rejection_corrected
 
 mp.mp.dps = 40
 F64 = torch.float64
@@ -181,15 +183,17 @@ def test_power_spherical_gradient_is_exact():
 
 
 def per_sample_gradients(m, kappa, n, seed):
-    """Per-sample pathwise and corrected estimates of d/dkappa E[mu^T z]."""
+    """Per-sample pathwise and corrected estimates of d/dkappa E[mu^T z]; the corrected one is
+    the training objectives' (``rejection_corrected``), whose value must be f itself."""
     torch.manual_seed(seed)
     kap = torch.full((n,), kappa, dtype=F64, requires_grad=True)
     q = VonMisesFisher(e1(m), kap)
     z = q.rsample()
     f = z @ e1(m)
-    weight = q.rejection_log_weight(z.detach())
+    corrected = rejection_corrected(VonMisesFisherLatent(m - 1), q, z, f)
+    assert torch.equal(corrected, f)
     (g_rep,) = torch.autograd.grad(f.sum(), kap, retain_graph=True)
-    (g_total,) = torch.autograd.grad((f + f.detach() * weight).sum(), kap)
+    (g_total,) = torch.autograd.grad(corrected.sum(), kap)
     return g_rep, g_total
 
 
@@ -212,6 +216,14 @@ def test_corrected_gradient_against_closed_form(m, kappa):
     exact = float(mp.diff(lambda k: mp_mean_length(m, k), kappa))
     mean, se = mc_mean(g_total)
     assert abs(mean - exact) < 5 * se
+
+
+def test_reparameterised_families_get_no_correction():
+    latent = NormalLatent(3)
+    q = latent.posterior(torch.randn(4, latent.num_params))
+    z = q.rsample()
+    f = z.sum(-1)
+    assert rejection_corrected(latent, q, z, f) is f
 
 
 def test_inverse_cdf_sampler_needs_no_correction():

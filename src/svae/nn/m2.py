@@ -21,6 +21,7 @@ from torch.distributions import Independent, Normal
 
 from svae.distributions import VonMisesFisher
 from svae.nn.latent import LatentFamily
+from svae.nn.objectives import rejection_corrected
 from svae.nn.vae import mlp
 
 DATA_FAMILIES = ("normal", "vmf")
@@ -72,11 +73,7 @@ class M2(nn.Module):
         z2 = q.rsample()
         recon = self.likelihood(z2, y).log_prob(x)
         kl = self.latent.kl(q) + math.log(self.num_classes)  # KL to p(z2) minus log p(y)
-        objective = recon - kl_weight * kl
-        if correction:
-            weight = self.latent.rejection_log_weight(q, z2)
-            if weight is not None:
-                objective = objective + recon.detach() * (weight - weight.detach())
+        objective = (rejection_corrected(self.latent, q, z2, recon) if correction else recon) - kl_weight * kl
         return {"elbo": recon - kl, "recon": recon, "kl": kl, "objective": objective}
 
     def every_class_bound(self, x: torch.Tensor, **options) -> dict:

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from svae.nn.latent import LatentFamily
 from svae.nn.vae import VAE
 
 
@@ -24,12 +25,17 @@ def elbo_terms(model: VAE, x: torch.Tensor, *, kl_weight: float = 1.0, correctio
     z = q.rsample()
     recon = model.decoder(z).log_prob(x)
     kl = model.latent.kl(q)
-    objective = recon - kl_weight * kl
-    if correction:
-        weight = model.latent.rejection_log_weight(q, z)
-        if weight is not None:
-            objective = objective + recon.detach() * (weight - weight.detach())
+    objective = (rejection_corrected(model.latent, q, z, recon) if correction else recon) - kl_weight * kl
     return {"loss": -objective.mean(), "recon": recon, "kl": kl, "elbo": recon - kl}
+
+
+def rejection_corrected(latent: LatentFamily, q, z: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``f(z)``, one value per code ``z ~ q``, with its gradient made unbiased for a rejection-sampled
+    posterior: the value is unchanged and the gradient gains Naesseth et al.'s correction
+    ``f(z) * grad log(g/r)``, through ``f + f.detach() * (w - w.detach())`` with ``w`` the log
+    weight of the accepted proposal behind ``z``. Families without rejection give ``f`` back."""
+    weight = latent.rejection_log_weight(q, z)
+    return f if weight is None else f + f.detach() * (weight - weight.detach())
 
 
 @torch.no_grad()
