@@ -1,6 +1,7 @@
 """M1+M2: the unlabelled bound, label sets, and a smoke run of each configuration."""
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -196,3 +197,22 @@ def test_smoke_grid_writes_table_3_and_resumes(tmp_path, mirror, cache):
     assert records[0].exists()
     reproduce(**{**options, "table": None}, train=False)  # by default results/m1m2.md: <records>.md
     assert (tmp_path / "records.md").read_text() == (tmp_path / "t.md").read_text()
+
+
+def test_table_3_gives_mean_and_std_over_seeds(tmp_path):
+    from svae.experiments.m1m2 import PROFILES, record_path, write_table
+    from svae.records import write_record
+
+    accuracies = {0: 0.90, 1: 0.93, 2: 0.99}  # mean 94.0, sample std 4.58 (in %)
+    configs = [M1M2Config(m1=m1, m2=m2, z1=5, z2=5, seed=s, profile="smoke", **PROFILES["smoke"])
+               for m1, m2 in CONFIGURATIONS.values() for s in accuracies]
+    for config in configs:
+        if (config.m1, config.m2) == ("vmf", "vmf"):
+            write_record(record_path(tmp_path, config), command="test", config=asdict(config),
+                         metrics={"test_accuracy": accuracies[config.seed]}, wall_time=0.0)
+    text = write_table(configs, tmp_path, tmp_path / "t.md", "smoke")
+    row = next(line for line in text.splitlines() if line.startswith("| 5 | 5 |"))
+    cells = dict(zip(CONFIGURATIONS, (c.strip() for c in row.split("|")[3:-1])))
+    assert cells["S+S"].startswith("94.0 ± 4.6")
+    assert cells["N+N"] == cells["S+N"] == "—"
+    assert "mean ± std over 3 seed(s)" in text and "Incomplete grid: 6 of its 9 runs" in text
