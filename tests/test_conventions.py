@@ -28,8 +28,30 @@ def test_record_has_metrics_and_provenance(tmp_path):
                         metrics={"test_auc": 0.9}, wall_time=1.5)
     record = read_record(path)
     assert record["metrics"] == {"test_auc": 0.9}
-    assert {"versions", "git_sha", "machine", "wall_time", "config"} <= set(record)
+    assert {"versions", "git_sha", "git_dirty", "machine", "wall_time", "config"} <= set(record)
     assert record["versions"]["torch"]
+
+
+def test_git_dirty_tells_whether_the_package_differs_from_its_commit(tmp_path, monkeypatch):
+    from svae import records
+
+    package = tmp_path / "src" / "pkg"
+    package.mkdir(parents=True)
+    (package / "code.py").write_text("x = 1\n")
+    (tmp_path / "results.md").write_text("old\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    monkeypatch.setattr(records, "_PACKAGE_DIR", package)
+    assert records.git_sha() and records.git_dirty() is False
+    (tmp_path / "results.md").write_text("rewritten by a run\n")  # outside the package
+    (package / "new.py").write_text("")  # untracked
+    assert records.git_dirty() is False
+    (package / "code.py").write_text("x = 2\n")
+    assert records.git_dirty() is True
+    monkeypatch.setattr(records, "_PACKAGE_DIR", tmp_path.parent)  # not a repository
+    assert records.git_sha() is None and records.git_dirty() is None
 
 
 def test_metric_names_must_be_snake_case(tmp_path):

@@ -1,7 +1,8 @@
 """JSON run records: one per result-producing command, written atomically.
 
 A record holds the command's config, its ``metrics`` (snake_case names), and where it came
-from: package versions, git SHA, machine and wall time. Tables in docs are generated from them.
+from: package versions, git SHA (and whether the package's code differed from it), machine and
+wall time. Tables in docs are generated from them.
 """
 from __future__ import annotations
 
@@ -18,16 +19,27 @@ import svae
 from svae.atomic import atomic_write_text
 
 
-def git_sha() -> str | None:
+_PACKAGE_DIR = Path(__file__).parent
+
+
+def _git(*args: str) -> str | None:
+    """The output of a git command run in the package's directory, or None without git or a repository."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
-        )
+        out = subprocess.run(["git", *args], cwd=_PACKAGE_DIR, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_sha() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether the package's tracked files differ from the commit: then the SHA alone does not name
+    the code that ran. Only the package itself counts (a run rewrites tracked result files)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return None if status is None else bool(status)
 
 
 def provenance() -> dict:
@@ -41,6 +53,7 @@ def provenance() -> dict:
     return {
         "versions": versions,
         "git_sha": git_sha(),
+        "git_dirty": git_dirty(),
         "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
                     "torch_threads": torch.get_num_threads()},
     }
