@@ -128,7 +128,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
                          f"processes ({world})")
     model.to(config.device)
     # The fused kernel updates all parameters in one operation: at batch 64 on a CPU the per-parameter
-    # loop of the default implementation costs a third of a step (docs/performance.md). A resumed
+    # loop of the default implementation costs a quarter to a third of a step (docs/performance.md). A resumed
     # run keeps the implementation its checkpoint was written with (load_state_dict restores it).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     select = select or ("val_elbo" if model.is_variational else "val_recon")
