@@ -127,9 +127,10 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         raise ValueError(f"micro_batches ({config.micro_batches}) must be a multiple of the number of "
                          f"processes ({world})")
     model.to(config.device)
-    # The fused kernel updates all parameters in one operation: at batch 64 on a CPU the per-parameter
-    # loop of the default implementation costs a quarter to a third of a step (docs/performance.md). A resumed
-    # run keeps the implementation its checkpoint was written with (load_state_dict restores it).
+    # The fused kernel updates all parameters in one operation: at batch 64 on a CPU the default
+    # implementation's loop over the parameters costs a quarter to a third of a step
+    # (docs/performance.md). A resumed run keeps the implementation its checkpoint was written
+    # with (load_state_dict restores it).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     select = select or ("val_elbo" if model.is_variational else "val_recon")
     state = {"epoch": 0, "step": 0, "history": [], "best": {"score": -math.inf, "epoch": 0,
