@@ -39,7 +39,8 @@ def test_git_dirty_tells_whether_the_package_differs_from_its_commit(tmp_path, m
     package.mkdir(parents=True)
     (package / "code.py").write_text("x = 1\n")
     (tmp_path / "results.md").write_text("old\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false", "-C", str(tmp_path)]
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false",
+           "-C", str(tmp_path)]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "c"], check=True)
