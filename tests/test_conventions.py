@@ -107,6 +107,8 @@ def test_cache_files_are_hashed_once_and_rechecked_when_changed(tmp_path, monkey
     (["reproduce", "linkpred", "--seeds", "0"], "--seeds and --jobs must be >= 1"),
     (["reproduce", "m1m2", "--dims", "10"], "--dims takes latent dimensions >= 1 and applies to reproduce mnist only"),
     (["reproduce", "mnist", "--dims", "0"], "--dims takes latent dimensions >= 1 and applies to reproduce mnist only"),
+    (["reproduce", "linkpred", "--latents", "vmf"], "--latents applies to reproduce mnist only"),
+    (["reproduce", "mnist", "--latents", "gauss"], "invalid choice: 'gauss'"),
     *[(["reproduce", experiment, "--table-only", "--out", "{tmp}", "--table", "{tmp}/table.md"],
        "--table-only: no record of this grid") for experiment in ("linkpred", "mnist", "m1m2")],
 ])

@@ -48,6 +48,11 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
          "--table", str(tmp_path / "d5.md"), "--table-only")
     d5 = (tmp_path / "d5.md").read_text()
     assert d5.count("| S-VAE |") == 2 and "| 5 |" in d5 and "| 2 |" not in d5 and "Incomplete" not in d5
+    # --latents: the paper's two families without the Power Spherical
+    svae("reproduce", "mnist", "--profile", "smoke", "--latents", "normal", "vmf", "--out", str(tmp_path / "records"),
+         "--table", str(tmp_path / "paper_two.md"), "--table-only")
+    two = (tmp_path / "paper_two.md").read_text()
+    assert two.count("| S-VAE |") == 10 and two.count("| N-VAE |") == 10 and "PS-VAE" not in two
     # an incomplete grid: the table from the records present says what is missing
     (tmp_path / "records" / "vmf_d2_seed0.json").unlink()
     svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),

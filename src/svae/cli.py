@@ -74,6 +74,8 @@ def _reproduce(args) -> int:
         args.parser.error("--seeds and --jobs must be >= 1")
     if args.dims is not None and (args.experiment != "mnist" or min(args.dims) < 1):
         args.parser.error("--dims takes latent dimensions >= 1 and applies to reproduce mnist only")
+    if args.latents is not None and args.experiment != "mnist":
+        args.parser.error("--latents applies to reproduce mnist only")
     options = {"jobs": args.jobs, "table": args.table, "data_dir": args.data_dir, "cache_dir": args.cache_dir,
                "train": not args.table_only}
     if args.experiment == "linkpred":
@@ -81,7 +83,8 @@ def _reproduce(args) -> int:
                        table=args.table or "results/linkpred.md")
     else:  # mnist and m1m2 name their default directories after the profile
         options.update(profile=args.profile, seeds=args.seeds or 1, **({"out_dir": args.out} if args.out else {}),
-                       **({"dims": tuple(args.dims)} if args.dims else {}))
+                       **({"dims": tuple(args.dims)} if args.dims else {}),
+                       **({"latents": tuple(dict.fromkeys(args.latents))} if args.latents else {}))
     reproduce = importlib.import_module(f"svae.experiments.{args.experiment}").reproduce
     try:
         table = reproduce(**options)
@@ -315,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dims", type=int, nargs="+",
                      help="mnist only: the latent dimensions to run (default 2 5 10 20 40), e.g. the paper "
                           "profile for d = 10 alone")
+    rep.add_argument("--latents", nargs="+", choices=["normal", "vmf", "power"],
+                     help="mnist only: the latent families to run (default normal vmf power), e.g. the paper's "
+                          "two without the Power Spherical")
     rep.add_argument("--out", default=None, help="record directory (default results/<experiment>[/<profile>])")
     rep.add_argument("--table", default=None, help="table path (default results/<experiment>.md)")
     add_data_dir(rep)
