@@ -55,6 +55,28 @@ def test_git_dirty_tells_whether_the_package_differs_from_its_commit(tmp_path, m
     assert records.git_sha() is None and records.git_dirty() is None
 
 
+def test_records_name_the_commit_the_process_started_with(tmp_path, monkeypatch):
+    from svae import records
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false",
+           "-C", str(tmp_path)]
+    (tmp_path / "code.py").write_text("x = 1\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    monkeypatch.setattr(records, "_PACKAGE_DIR", tmp_path)
+    records.code_version.cache_clear()
+    try:
+        started = records.code_version()["git_sha"]
+        (tmp_path / "code.py").write_text("x = 2\n")  # a commit made while a run trains
+        subprocess.run([*git, "commit", "-qam", "second"], check=True)
+        assert records.git_sha() != started
+        path = write_record(tmp_path / "run.json", command="x", config={}, metrics={}, wall_time=0)
+        assert read_record(path)["git_sha"] == started and read_record(path)["git_dirty"] is False
+    finally:
+        records.code_version.cache_clear()
+
+
 def test_metric_names_must_be_snake_case(tmp_path):
     with pytest.raises(ValueError, match="snake_case"):
         write_record(tmp_path / "run.json", command="x", config={}, metrics={"testAUC": 1.0}, wall_time=0)

@@ -15,7 +15,7 @@ import torch
 
 import svae
 from svae.data.store import resolve_data_dir
-from svae.records import provenance
+from svae.records import code_version, provenance
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    code_version()  # the commit of the code loaded now, which a run's records name however long it takes
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):

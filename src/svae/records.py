@@ -6,6 +6,7 @@ wall time. Tables in docs are generated from them.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -42,6 +43,18 @@ def git_dirty() -> bool | None:
     return None if status is None else bool(status)
 
 
+@functools.cache
+def code_version() -> dict:
+    """``git_sha`` and ``git_dirty`` of the code this process runs, read once and kept.
+
+    A record must name the commit whose code ran, not the one checked out when it is written: a
+    long run outlives commits made while it trains. So entry points call this at start-up (the CLI
+    does, and so do grid workers as they start); a process that never did reads it at its first
+    record.
+    """
+    return {"git_sha": git_sha(), "git_dirty": git_dirty()}
+
+
 def provenance() -> dict:
     """Versions, git SHA and machine: what a number needs to be traced back."""
     versions = {"svae": svae.__version__, "torch": torch.__version__, "python": platform.python_version()}
@@ -52,8 +65,7 @@ def provenance() -> dict:
             pass
     return {
         "versions": versions,
-        "git_sha": git_sha(),
-        "git_dirty": git_dirty(),
+        **code_version(),
         "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
                     "torch_threads": torch.get_num_threads()},
     }

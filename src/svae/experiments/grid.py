@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from svae.records import code_version
+
 
 def done_record(path: Path, config) -> dict | None:
     """The record at ``path`` if it holds exactly ``config``, else None."""
@@ -61,7 +63,7 @@ def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int =
             _call(task)
             bar.update()
     else:
-        with ProcessPoolExecutor(jobs) as pool:
+        with ProcessPoolExecutor(jobs, initializer=code_version) as pool:  # the code each worker loads
             for _ in pool.map(_call, tasks):
                 bar.update()
     bar.close()
