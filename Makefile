@@ -23,6 +23,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/special.py --json benchmarks/results/special.json
 	$(PY) benchmarks/train_step.py --json benchmarks/results/train_step.json
 	$(PY) benchmarks/train_step.py --threads 1 --skip-ll --json benchmarks/results/train_step_1thread.json
+	$(PY) benchmarks/train_step.py --threads 1 --batch 512 --repeats 60 --skip-ll --json benchmarks/results/train_step_batch512_1thread.json
 	$(PY) benchmarks/linkpred.py --json benchmarks/results/linkpred.json
 
 reference: $(VENV)/.installed
