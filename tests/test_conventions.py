@@ -139,3 +139,13 @@ def test_reproduce_rejects_bad_arguments(argv, message, tmp_path):
     out = subprocess.run([sys.executable, "-m", "svae.cli", *argv], capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr
     assert not (tmp_path / "table.md").exists()
+
+
+def test_grid_threads_follow_the_affinity_mask_not_the_machine():
+    # Under taskset or a batch scheduler's cpuset, os.cpu_count() still counts every core of the
+    # machine; sharing those out among --jobs would oversubscribe the cores the run may use.
+    script = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+              "from svae.experiments.grid import usable_cpus; print(usable_cpus(), os.cpu_count())")
+    one, machine = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                  check=True).stdout.split()
+    assert one == "1" and int(machine) >= 1

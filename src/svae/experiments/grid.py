@@ -48,6 +48,14 @@ def _call(task):
     return str(path)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the OS has one (``taskset``, a
+    batch scheduler's cpuset), which ``os.cpu_count()`` ignores."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int = 1, desc: str = "runs",
              progress: bool = True) -> list[Path]:
     """``run_one(config, path)`` for every config whose record ``path_of(config)`` is not done.
@@ -55,7 +63,7 @@ def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int =
     ``jobs`` processes share the CPU threads. ``run_one`` must be importable (a module-level function).
     """
     todo = [c for c in configs if not is_done(path_of(c), c)]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, usable_cpus() // jobs)
     tasks = [(run_one, c, path_of(c), threads) for c in todo]
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, disable=not progress)
     if jobs == 1:
