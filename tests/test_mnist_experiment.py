@@ -53,6 +53,9 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
          "--table", str(tmp_path / "paper_two.md"), "--table-only")
     two = (tmp_path / "paper_two.md").read_text()
     assert two.count("| S-VAE |") == 10 and two.count("| N-VAE |") == 10 and "PS-VAE" not in two
+    assert "`svae reproduce mnist --profile smoke --latents normal vmf`" in two  # the table names its part
+    assert "`svae reproduce mnist --profile smoke --dims 5`" in d5
+    assert "`svae reproduce mnist --profile smoke` from" in text
     # an incomplete grid: the table from the records present says what is missing
     (tmp_path / "records" / "vmf_d2_seed0.json").unlink()
     svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),
