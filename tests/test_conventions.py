@@ -32,6 +32,16 @@ def test_record_has_metrics_and_provenance(tmp_path):
     assert record["versions"]["torch"]
 
 
+def _commit_all(repo, message):
+    """Commit every file under ``repo`` to a scratch repository (created on first use)."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false",
+           "-C", str(repo)]
+    if not (repo / ".git").exists():
+        subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", message], check=True)
+
+
 def test_git_dirty_tells_whether_the_package_differs_from_its_commit(tmp_path, monkeypatch):
     from svae import records
 
@@ -39,11 +49,7 @@ def test_git_dirty_tells_whether_the_package_differs_from_its_commit(tmp_path, m
     package.mkdir(parents=True)
     (package / "code.py").write_text("x = 1\n")
     (tmp_path / "results.md").write_text("old\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false",
-           "-C", str(tmp_path)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    _commit_all(tmp_path, "c")
     monkeypatch.setattr(records, "_PACKAGE_DIR", package)
     assert records.git_sha() and records.git_dirty() is False
     (tmp_path / "results.md").write_text("rewritten by a run\n")  # outside the package
@@ -58,18 +64,14 @@ def test_git_dirty_tells_whether_the_package_differs_from_its_commit(tmp_path, m
 def test_records_name_the_commit_the_process_started_with(tmp_path, monkeypatch):
     from svae import records
 
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false",
-           "-C", str(tmp_path)]
     (tmp_path / "code.py").write_text("x = 1\n")
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    _commit_all(tmp_path, "first")
     monkeypatch.setattr(records, "_PACKAGE_DIR", tmp_path)
     records.code_version.cache_clear()
     try:
         started = records.code_version()["git_sha"]
         (tmp_path / "code.py").write_text("x = 2\n")  # a commit made while a run trains
-        subprocess.run([*git, "commit", "-qam", "second"], check=True)
+        _commit_all(tmp_path, "second")
         assert records.git_sha() != started
         path = write_record(tmp_path / "run.json", command="x", config={}, metrics={}, wall_time=0)
         assert read_record(path)["git_sha"] == started and read_record(path)["git_dirty"] is False

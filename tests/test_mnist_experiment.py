@@ -56,6 +56,11 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
     assert "`svae reproduce mnist --profile smoke --latents normal vmf`" in two  # the table names its part
     assert "`svae reproduce mnist --profile smoke --dims 5`" in d5
     assert "`svae reproduce mnist --profile smoke` from" in text
+    # a repeated dimension or family names each run once
+    svae("reproduce", "mnist", "--profile", "smoke", "--dims", "5", "5", "--latents", "vmf", "vmf", "--out",
+         str(tmp_path / "records"), "--table", str(tmp_path / "twice.md"), "--table-only")
+    twice = (tmp_path / "twice.md").read_text()
+    assert twice.count("| S-VAE |") == 2 and "± 0.00" not in twice and "--dims 5 --latents vmf`" in twice
     # an incomplete grid: the table from the records present says what is missing
     (tmp_path / "records" / "vmf_d2_seed0.json").unlink()
     svae("reproduce", "mnist", "--profile", "smoke", "--out", str(tmp_path / "records"), "--table", str(table),

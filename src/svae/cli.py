@@ -84,7 +84,7 @@ def _reproduce(args) -> int:
     else:  # mnist and m1m2 name their default directories after the profile
         options.update(profile=args.profile, seeds=args.seeds or 1, **({"out_dir": args.out} if args.out else {}),
                        **({"dims": tuple(args.dims)} if args.dims else {}),
-                       **({"latents": tuple(dict.fromkeys(args.latents))} if args.latents else {}))
+                       **({"latents": tuple(args.latents)} if args.latents else {}))
     reproduce = importlib.import_module(f"svae.experiments.{args.experiment}").reproduce
     try:
         table = reproduce(**options)
@@ -332,12 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    code_version()  # the commit of the code loaded now, which a run's records name however long it takes
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and --version exit here, without asking git
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    code_version()  # the commit of the code loaded now, which a run's records name however long it takes
     return args.run(args)
 
 

@@ -224,8 +224,9 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir=N
         raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
     out_dir = Path(out_dir or f"results/mnist/{profile}")
     table = Path(table or "results/mnist.md")  # the name issue 4 gives; the heading names the profile
+    # A repeated dimension or family would train the same run twice and count its record twice.
     configs = [MnistConfig(latent=latent, dim=d, seed=s, **PROFILES[profile])
-               for d in dims for latent in latents for s in range(seeds)]
+               for d in dict.fromkeys(dims) for latent in dict.fromkeys(latents) for s in range(seeds)]
     if train:
         load_mnist(data_dir=data_dir, cache_dir=cache_dir)  # verified once, before any worker starts
         run_grid(configs, partial(record_path, out_dir), partial(write_run, data_dir=data_dir, cache_dir=cache_dir),
