@@ -23,6 +23,6 @@ if __name__ == "__main__":
     dist.init_process_group("gloo")
     model, train_x, val_x = problem(latent)
     fit(model, train_x, val_x, TrainConfig(epochs=3, batch_size=40, micro_batches=2, seed=5), progress=False)
-    if dist.get_rank() == 0:
-        torch.save(model.state_dict(), out)
+    if dist.get_rank() == 0:  # the weights, and the gradient of the last step (the summed shards')
+        torch.save({"state": model.state_dict(), "grads": [p.grad for p in model.parameters()]}, out)
     dist.destroy_process_group()

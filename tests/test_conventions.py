@@ -1,5 +1,7 @@
 """Conventions every command follows: data directory resolution, JSON records, the CLI."""
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +98,15 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
         atomic_write_text(path, "new")
     assert path.read_text() == "old"
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_atomic_write_gives_the_permissions_of_an_ordinary_file(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "table.md", "x")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by others, as `open` would make it
 
 
 def test_cli_info_and_version():

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable
 
@@ -15,15 +15,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # Created like any file (mode 0o666 less the umask), not mkstemp's owner-only 0o600, which
+    # os.replace would hand on to the result.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    tmp.open("x").close()
     try:
-        write(Path(tmp))
+        write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

@@ -137,6 +137,10 @@ def _mnist(args) -> int:
     if world > 1:  # launched by torchrun: one process per device or CPU share
         import torch.distributed as dist
 
+        if args.device == "cuda":  # one GPU per process, numbered by torchrun's LOCAL_RANK
+            local_rank = int(os.environ["LOCAL_RANK"])
+            torch.cuda.set_device(local_rank)
+            overrides["device"] = f"cuda:{local_rank}"
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
         overrides.setdefault("micro_batches", world)
     try:

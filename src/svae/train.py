@@ -105,7 +105,8 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         checkpoint: str | os.PathLike | None = None, stop_after: int | None = None,
         objective: Callable = elbo_terms, monitor: Callable[[torch.nn.Module], dict] | None = None,
         select: str | None = None) -> dict:
-    """Train ``model`` in place; return the history and the best epoch (the model is left at it).
+    """Train ``model`` in place; return the history and the best epoch (the model is left at it),
+    and ``wall_time``, the training time over every session of a resumed run.
 
     ``objective(model, x, kl_weight=, correction=)`` returns a dict with the ``loss`` to minimise
     and per-example ``elbo``, ``recon``, ``kl`` (:func:`svae.nn.objectives.elbo_terms` by default).
@@ -114,7 +115,8 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
     checkpoint is resumed from. ``stop_after`` ends the run after that many epochs of this call
     (as an interruption would; used to test resumption). Under ``torch.distributed`` (torchrun),
     process r takes micro-batches r, r + W, ... of every step (``micro_batches`` must be a
-    multiple of the world size W) and gradients are averaged.
+    multiple of the world size W) and their gradients are summed over the processes: each
+    micro-batch's loss is weighted by its share of the batch, so the sum is the batch's gradient.
 
     The best epoch is the one with the highest ``select``, a key of the history (default
     ``val_elbo``, or ``val_recon`` for an auto-encoder). ``monitor(model)``, called after each
@@ -138,11 +140,17 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
     checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=config.device, weights_only=False)
-        if saved["config"] != asdict(config):
-            raise ValueError(f"{checkpoint} was written with another configuration: {saved['config']}")
+        # the device is not part of the run: a checkpoint written on a GPU resumes on a CPU
+        ours, theirs = asdict(config), saved["config"]
+        differing = sorted(k for k in ours.keys() | theirs.keys() if k != "device" and ours.get(k) != theirs.get(k))
+        if differing:
+            raise ValueError(f"{checkpoint} was written with another configuration: "
+                             + ", ".join(f"{k} = {theirs.get(k)!r}, not {ours.get(k)!r}" for k in differing)
+                             + "; remove it to start this run afresh")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
+    resumed_seconds = state.get("seconds", 0.0)  # training time of the sessions before this one
     parameters = [p for p in model.parameters() if p.requires_grad]
     done_epochs = state["epoch"]
     bar = tqdm(range(done_epochs + 1, config.epochs + 1), desc=desc, disable=not progress or rank != 0,
@@ -183,7 +191,6 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
                     if p.grad is None:
                         p.grad = torch.zeros_like(p)
                     dist.all_reduce(p.grad)
-                    p.grad /= world
             optimizer.step()
         totals = torch.tensor([count] + [sums.get(k, 0.0) for k in ("elbo", "recon", "kl")], dtype=torch.float64)
         if world > 1:
@@ -203,6 +210,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         if score > state["best"]["score"]:
             state["best"] = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         state["epoch"] = epoch
+        state["seconds"] = resumed_seconds + time.time() - start_time
         if checkpoint is not None and rank == 0:
             saved = {"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "state": state}
@@ -212,4 +220,5 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         config.patience is not None and state["epoch"] - state["best"]["epoch"] >= config.patience)
     model.load_state_dict(state["best"]["state"])
     return {"config": asdict(config), "history": state["history"], "best_epoch": state["best"]["epoch"],
-            "finished": finished, "wall_time": time.time() - start_time}
+            "finished": finished, "wall_time": resumed_seconds + time.time() - start_time,
+            "resumed_seconds": resumed_seconds}

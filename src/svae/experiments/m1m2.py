@@ -185,7 +185,8 @@ def m2_diagnostics(m2: M2, codes: torch.Tensor, labels: torch.Tensor, *, draws: 
 @torch.no_grad()
 def encode_all(model, data) -> dict:
     """M1's encoder outputs (the raw parameters of its posterior) for the grey-level images of every split."""
-    return {split: model.encoder(getattr(data, f"{split}_x")) for split in ("train", "val", "test")}
+    device = next(model.parameters()).device
+    return {split: model.encoder(getattr(data, f"{split}_x").to(device)) for split in ("train", "val", "test")}
 
 
 def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=None, progress: bool = True) -> dict:

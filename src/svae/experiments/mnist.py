@@ -124,8 +124,6 @@ def train_model(config: MnistConfig, data, *, checkpoint=None, progress: bool = 
     model = build_model(config)
     fitted = fit(model, data.train_x, data.val_x, config.train_config(), transform=binarize, progress=progress,
                  desc=f"{config.latent} d={config.dim}", checkpoint=checkpoint)
-    if not fitted["finished"]:
-        raise RuntimeError("training was interrupted before the end")
     return model, fitted
 
 
@@ -163,7 +161,7 @@ def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, 
     With ``model_path`` the trained weights are kept there too (M1+M2 reuses them as its M1).
     """
     start = time.time()
-    data = load_data(config, data_dir=data_dir, cache_dir=cache_dir)
+    data = load_data(config, data_dir=data_dir, cache_dir=cache_dir).to(config.device)
     model, fitted = train_model(config, data, checkpoint=checkpoint, progress=progress)
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return None
@@ -175,7 +173,7 @@ def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, 
                "test_re": test["recon"], "test_kl": test["kl"], **knn_scores(model, data, config),
                "best_epoch": fitted["best_epoch"], "epochs_run": len(fitted["history"])}
     record = {"config": asdict(config), "metrics": metrics, "history": fitted["history"],
-              "wall_time": time.time() - start}
+              "wall_time": fitted["resumed_seconds"] + time.time() - start}
     if model.latent.code_dim <= 3:  # S^1 / S^2 / the plane: keep codes for `svae plot latent`
         record["codes"] = model.embed(data.test_x[:2000]).tolist()
         record["labels"] = data.test_y[:2000].tolist()
@@ -282,8 +280,8 @@ def write_tables(configs, out_dir, table, profile: str) -> str:
             if key == "ll":
                 row.append(f"{mean - reference:+.2f}" if reference is not None else "—")
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "## Table 2: k-NN accuracy (%) on the latent means (k = 5; cosine distance on the sphere, "
-              "Euclidean for the Gaussian; 20 random draws of the labelled set in the paper profile)", ""]
+    lines += ["", f"## Table 2: k-NN accuracy (%) on the latent means (k = {configs[0].knn_k}; cosine distance on "
+              f"the sphere, Euclidean for the Gaussian; {configs[0].knn_draws} random draws of the labelled set)", ""]
     label_counts = sorted({int(k.split("_")[2]) for r in groups.values() for k in r[0] if k.startswith("knn_acc_") and not k.endswith("_std")})
     lines.append("| d | model | " + " | ".join(f"{n} labels | paper | Δ" for n in label_counts) + " |")
     lines.append("|---|---|" + "---:|---:|---:|" * len(label_counts))
