@@ -26,6 +26,7 @@ import torch
 
 from svae.distributions import VonMisesFisher
 from svae.distributions.householder import rotate_from_pole
+from svae.distributions.wood import envelope_b
 from svae.experiments.mnist import PROFILES, MnistConfig, load_data, load_model, model_path, test_log_likelihood
 from svae.records import write_record
 from svae.special import iv_ratio
@@ -34,11 +35,10 @@ from svae.special import iv_ratio
 def reference_cosine_complements(kappa: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(1 - w, 1 + w) of the reference code's rejection sampler, in float64, every entry of ``kappa``."""
     kappa = kappa.double()
-    root = torch.sqrt(4 * kappa**2 + (m - 1) ** 2)
-    b_exact = (m - 1) / (2 * kappa + root)
+    b_exact = envelope_b(kappa, m)
     switch = (kappa - 10).clamp(0, 1)
     b = switch * (m - 1) / (4 * kappa) + (1 - switch) * b_exact
-    a = (m - 1 + 2 * kappa + root) / 4  # exact: with the approximate b, ab is no longer (m-1)(1+b)/4
+    a = (m - 1) * (1 + b_exact) / (4 * b_exact)  # exact a: with the approximate b, ab != (m-1)(1+b)/4
     d = 4 * a * b / (1 + b) - (m - 1) * math.log(m - 1)
     beta = torch.distributions.Beta(torch.tensor(0.5 * (m - 1), dtype=torch.float64),
                                     torch.tensor(0.5 * (m - 1), dtype=torch.float64))
