@@ -82,6 +82,17 @@ def test_bad_arguments(args, message):
     assert result.returncode == 2 and message in result.stderr
 
 
+@pytest.mark.parametrize("flag, patience", [([], 50), (["--patience", "7"], 7), (["--patience", "0"], None)])
+def test_patience_flag(monkeypatch, flag, patience):
+    import svae.experiments.mnist
+    from svae.cli import main
+
+    configs = []
+    monkeypatch.setattr(svae.experiments.mnist, "run", lambda config, **_: configs.append(config))
+    assert main(["mnist", "--latent", "vmf", "--dim", "2", *flag]) == 0  # the paper profile: patience 50
+    assert configs[0].patience == patience
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="latent must be one of"):
         MnistConfig(latent="x")

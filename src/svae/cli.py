@@ -133,6 +133,8 @@ def _mnist(args) -> int:
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_epochs", "patience",
                                                 "ll_samples", "correction", "device", "micro_batches")
                  if getattr(args, k) is not None}
+    if args.patience == 0:  # the profile's early stopping turned off: train for all --epochs
+        overrides["patience"] = None
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:  # launched by torchrun: one process per device or CPU share
         import torch.distributed as dist
@@ -277,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--batch-size", dest="batch_size", type=int)
     mn.add_argument("--lr", type=float)
     mn.add_argument("--warmup-epochs", dest="warmup_epochs", type=int)
-    mn.add_argument("--patience", type=int)
+    mn.add_argument("--patience", type=int,
+                    help="epochs without a better validation ELBO before stopping (the profile's; 0: never stop early)")
     mn.add_argument("--ll-samples", dest="ll_samples", type=int, help="importance samples per test image (500)")
     mn.add_argument("--correction", action=argparse.BooleanOptionalAction, default=None,
                     help="rejection-sampling gradient correction for the vMF (default off)")
