@@ -1,0 +1,81 @@
+"""How far the importance-sampled test log-likelihood of trained MNIST models is from converged.
+
+    python scripts/ll_convergence.py --latent vmf --dim 40 [--samples 1 50 500 5000] [--images 1000]
+        [--profile paper] [--json PATH]
+
+The paper's LL (and `svae mnist`'s) is the importance-sampling bound with 500 samples from the
+posterior; it rises towards log p(x) as the number of samples K grows, by less the closer the
+posterior is to the true one. This script takes the model that `svae reproduce mnist --profile
+PROFILE` trained and saved for (`--latent`, `--dim`) and estimates the bound on the first
+`--images` test images, with one binarisation of them (seeded) shared by every K, so that the
+differences between the K are the estimator's and not the data's. K = 1 is an unbiased estimate
+of the ELBO. It records the mean bound for every K, and the mean and standard error over images of
+the gain from each K to the largest.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from svae.data.mnist import binarize
+from svae.experiments.mnist import PROFILES, MnistConfig, load_data, load_model, model_path
+from svae.nn.objectives import importance_log_likelihood
+from svae.records import write_record
+
+
+def per_image_bounds(model, x: torch.Tensor, samples: int, seed: int, batch_size: int = 100) -> torch.Tensor:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.cat([importance_log_likelihood(model, x[start:start + batch_size], samples)
+                          for start in range(0, len(x), batch_size)])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
+    parser.add_argument("--dim", type=int, required=True)
+    parser.add_argument("--samples", type=int, nargs="+", default=[1, 50, 500, 5000],
+                        help="numbers of importance samples K (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=1000, help="first test images used (default: %(default)s)")
+    parser.add_argument("--profile", default="paper", choices=sorted(PROFILES))
+    parser.add_argument("--models", default="results/mnist", help="the grid's output folder (default: %(default)s)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    if min(args.samples) < 1 or not 2 <= args.images <= 10_000:
+        parser.error(f"--samples must be >= 1 and --images in [2, 10000], got {args.samples} and {args.images}")
+    start = time.time()
+    torch.distributions.Distribution.set_default_validate_args(False)
+    config = MnistConfig(latent=args.latent, dim=args.dim, **PROFILES[args.profile])
+    path = model_path(Path(args.models) / args.profile, config)
+    model = load_model(path, config)
+    if model is None:
+        parser.error(f"no {args.latent} model trained with the {args.profile} profile at d = {args.dim}: {path} is "
+                     f"missing or holds another configuration (train it with `svae reproduce mnist --profile "
+                     f"{args.profile} --dims {args.dim} --latents {args.latent}`)")
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 7919)
+        x = binarize(load_data(config, data_dir=args.data_dir).test_x[:args.images])
+    samples = sorted(set(args.samples))
+    bounds = {k: per_image_bounds(model, x, k, seed=config.seed + k) for k in samples}
+    largest = bounds[samples[-1]]
+    metrics = {}
+    for k in samples:
+        gain = (largest - bounds[k]).tolist()
+        metrics[f"ll_{k}"] = bounds[k].mean().item()
+        metrics[f"gain_{k}_to_{samples[-1]}"] = statistics.mean(gain)
+        metrics[f"gain_{k}_to_{samples[-1]}_stderr"] = statistics.stdev(gain) / len(gain) ** 0.5
+        print(f"K = {k:>6}: bound {metrics[f'll_{k}']:9.3f}, gain to K = {samples[-1]}: "
+              f"{metrics[f'gain_{k}_to_{samples[-1]}']:.3f} ± {metrics[f'gain_{k}_to_{samples[-1]}_stderr']:.3f}")
+    if args.json:
+        write_record(args.json, command="scripts/ll_convergence.py", config=vars(args), metrics=metrics,
+                     wall_time=time.time() - start, model=str(path))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""scripts/reference_ll_estimator.py: the paper's example code's log-likelihood estimator, whose
+decoder term sees one code only, so that it is the ELBO at K = 1 and tends to the reconstruction
+term, not to log p(x), as K grows."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from svae.nn.latent import latent_family
+from svae.nn.objectives import elbo_terms
+from svae.nn.vae import VAE
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reference_ll_estimator.py"
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    spec = importlib.util.spec_from_file_location("reference_ll_estimator", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference_estimate
+
+
+def within(a: torch.Tensor, b: torch.Tensor, z: float = 5.0) -> bool:
+    """Means of two independent samples agree within z standard errors of their difference."""
+    stderr = (a.var() / len(a) + b.var() / len(b)).sqrt()
+    return bool((a.mean() - b.mean()).abs() <= z * stderr)
+
+
+@pytest.mark.parametrize("family, raw_scale", [("vmf", 10.0), ("normal", -1.0)])
+def test_it_is_the_elbo_at_one_sample_and_between_the_elbo_and_the_reconstruction_term_above(
+        estimator, family, raw_scale):
+    torch.manual_seed(0)
+    model = VAE.mlp(6, (8,), latent_family(family, 2), "bernoulli")
+    with torch.no_grad():  # a concentrated posterior, so that KL, which separates ELBO and RE, is large
+        model.encoder[-1].bias[-1] = raw_scale
+    x = (torch.rand(1, 6) > 0.5).float().expand(20_000, 6)
+    with torch.no_grad():
+        terms = elbo_terms(model, x)
+        one = estimator(model, x, samples=1)
+        many = estimator(model, x[:4000], samples=500)
+    elbo, recon = terms["elbo"].double(), terms["recon"].double()
+    assert terms["kl"][0] > 0.5
+    assert within(one, elbo) and not within(one, recon)
+    assert elbo.mean() < many.mean() < recon.mean() and not within(many, elbo) and not within(many, recon)
+
+
+def test_the_decoder_sees_one_code_per_image_whatever_the_number_of_samples(estimator):
+    torch.manual_seed(0)
+    model = VAE.mlp(6, (8,), latent_family("vmf", 2), "bernoulli")
+    codes = []
+    model.decoder.register_forward_pre_hook(lambda module, args: codes.append(args[0].shape))
+    estimator(model, torch.ones(5, 6), samples=300)
+    assert codes == [torch.Size([5, 3])]  # the importance-sampling estimate would decode (300, 5, 3) codes
