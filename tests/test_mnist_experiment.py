@@ -56,6 +56,12 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
     assert "`svae reproduce mnist --profile smoke --latents normal vmf`" in two  # the table names its part
     assert "`svae reproduce mnist --profile smoke --dims 5`" in d5
     assert "`svae reproduce mnist --profile smoke` from" in text
+    # --seeds: the table names it, and counts the seeds without a record as missing runs
+    svae("reproduce", "mnist", "--profile", "smoke", "--dims", "5", "--latents", "vmf", "--seeds", "2", "--out",
+         str(tmp_path / "records"), "--table", str(tmp_path / "seeds.md"), "--table-only")
+    seeds = (tmp_path / "seeds.md").read_text()
+    assert "`svae reproduce mnist --profile smoke --dims 5 --latents vmf --seeds 2`" in seeds
+    assert "Incomplete grid: 1 of its 2 runs" in seeds
     # a repeated dimension or family names each run once
     svae("reproduce", "mnist", "--profile", "smoke", "--dims", "5", "5", "--latents", "vmf", "vmf", "--out",
          str(tmp_path / "records"), "--table", str(tmp_path / "twice.md"), "--table-only")
