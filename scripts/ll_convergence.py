@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from svae.data.mnist import binarize
-from svae.experiments.mnist import PROFILES, MnistConfig, load_data, load_model, model_path
+from svae.experiments.mnist import PROFILES, MnistConfig, load_data, model_path, trained_model
 from svae.nn.objectives import importance_log_likelihood
-from svae.records import write_record
+from svae.records import code_version, write_record
 
 
 def per_image_bounds(model, x: torch.Tensor, samples: int, seed: int, batch_size: int = 100) -> torch.Tensor:
@@ -49,15 +49,13 @@ def main(argv=None):
     if min(args.samples) < 1 or not 2 <= args.images <= 10_000:
         parser.error(f"--samples must be >= 1 and --images in [2, 10000], got {args.samples} and {args.images}")
     start = time.time()
+    code_version()  # the record names the commit this run started from, not the one checked out at its end
     torch.distributions.Distribution.set_default_validate_args(False)
     config = MnistConfig(latent=args.latent, dim=args.dim, **PROFILES[args.profile])
-    path = model_path(Path(args.models) / args.profile, config)
-    model = load_model(path, config)
-    if model is None:
-        parser.error(f"no {args.latent} model trained with the {args.profile} profile at d = {args.dim}: {path} is "
-                     f"missing or holds another configuration (train it with `svae reproduce mnist --profile "
-                     f"{args.profile} --dims {args.dim} --latents {args.latent}`)")
-    model.eval()
+    try:
+        model = trained_model(config, args.profile, args.models)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + 7919)
         x = binarize(load_data(config, data_dir=args.data_dir).test_x[:args.images])
@@ -74,7 +72,8 @@ def main(argv=None):
               f"{metrics[f'gain_{k}_to_{samples[-1]}']:.3f} ± {metrics[f'gain_{k}_to_{samples[-1]}_stderr']:.3f}")
     if args.json:
         write_record(args.json, command="scripts/ll_convergence.py", config=vars(args), metrics=metrics,
-                     wall_time=time.time() - start, model=str(path))
+                     wall_time=time.time() - start,
+                     model=str(model_path(Path(args.models) / args.profile, config)))
 
 
 if __name__ == "__main__":

@@ -23,14 +23,14 @@ import argparse
 import itertools
 import math
 import time
-from pathlib import Path
+from dataclasses import replace
 
 import torch
 
 from svae.data.mnist import binarize
-from svae.experiments.mnist import PROFILES, MnistConfig, load_data, load_model, model_path, test_log_likelihood
+from svae.experiments.mnist import PROFILES, MnistConfig, load_data, test_log_likelihood, trained_model
 from svae.experiments.paper import MNIST_TABLE1
-from svae.records import write_record
+from svae.records import code_version, write_record
 
 FAMILY_INDEX = {"normal": 0, "vmf": 1}  # MNIST_TABLE1's (N-VAE, S-VAE) order
 
@@ -72,16 +72,16 @@ def main(argv=None):
     if args.samples < 1:
         parser.error(f"--samples must be >= 1, got {args.samples}")
     start = time.time()
+    code_version()  # the record names the commit this run started from, not the one checked out at its end
     torch.distributions.Distribution.set_default_validate_args(False)
     metrics, data = {}, None
     for dim, latent, seed in itertools.product(args.dims, args.latents, args.seeds):
-        config = MnistConfig(latent=latent, dim=dim, seed=seed, ll_samples=args.samples, **PROFILES[args.profile])
-        path = model_path(Path(args.models) / args.profile, config)
-        model = load_model(path, config)
-        if model is None:
-            parser.error(f"no {latent} model trained with the {args.profile} profile at d = {dim}: {path} is "
-                         f"missing or holds another configuration")
-        model.eval()
+        config = MnistConfig(latent=latent, dim=dim, seed=seed, **PROFILES[args.profile])
+        try:
+            model = trained_model(config, args.profile, args.models)
+        except FileNotFoundError as error:
+            parser.error(str(error))
+        config = replace(config, ll_samples=args.samples)  # how to evaluate, not what was trained
         data = data or load_data(config, data_dir=args.data_dir)
         name = f"{latent}_d{dim}" + (f"_seed{seed}" if seed else "")
         metrics[f"{name}_ll"] = test_log_likelihood(model, data.test_x, config)

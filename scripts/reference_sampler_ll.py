@@ -27,8 +27,8 @@ import torch
 from svae.distributions import VonMisesFisher
 from svae.distributions.householder import rotate_from_pole
 from svae.distributions.wood import envelope_b
-from svae.experiments.mnist import PROFILES, MnistConfig, load_data, load_model, model_path, test_log_likelihood
-from svae.records import write_record
+from svae.experiments.mnist import PROFILES, MnistConfig, load_data, model_path, test_log_likelihood, trained_model
+from svae.records import code_version, write_record
 from svae.special import iv_ratio
 
 
@@ -73,15 +73,13 @@ def main(argv=None):
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     start = time.time()
+    code_version()  # the record names the commit this run started from, not the one checked out at its end
     torch.distributions.Distribution.set_default_validate_args(False)
     config = MnistConfig(latent="vmf", dim=args.dim, **PROFILES[args.profile])
-    path = model_path(Path(args.models) / args.profile, config)
-    model = load_model(path, config)
-    if model is None:
-        parser.error(f"no S-VAE trained with the {args.profile} profile at d = {args.dim}: {path} is missing "
-                     f"or holds another configuration (train it with `svae reproduce mnist --profile "
-                     f"{args.profile} --dims {args.dim} --latents vmf`)")
-    model.eval()
+    try:
+        model = trained_model(config, args.profile, args.models)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     data = load_data(config, data_dir=args.data_dir)
     metrics = {"test_ll_exact_sampler": test_log_likelihood(model, data.test_x, config)}
     exact_posterior = model.posterior
@@ -115,7 +113,8 @@ def main(argv=None):
         print(f"{key:>32}: {value:.4f}")
     if args.json:
         write_record(args.json, command="scripts/reference_sampler_ll.py", config=vars(args), metrics=metrics,
-                     wall_time=time.time() - start, model=str(path))
+                     wall_time=time.time() - start,
+                     model=str(model_path(Path(args.models) / args.profile, config)))
 
 
 if __name__ == "__main__":

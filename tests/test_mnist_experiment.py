@@ -7,7 +7,7 @@ import pytest
 
 import torch
 
-from svae.experiments.mnist import MnistConfig, build_model, load_model, save_model
+from svae.experiments.mnist import MnistConfig, build_model, load_model, model_path, save_model, trained_model
 
 
 def svae(*args, check=True, cwd=None):
@@ -113,3 +113,14 @@ def test_a_saved_model_is_reused_only_for_its_own_configuration(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     assert load_model(tmp_path / "m.pt", MnistConfig(latent="vmf", dim=3, epochs=3, warmup_epochs=0)) is None
     assert load_model(tmp_path / "missing.pt", config) is None
+
+
+def test_a_trained_grid_model_is_found_or_named_with_the_command_that_trains_it(tmp_path):
+    config = MnistConfig(latent="vmf", dim=3, seed=1, epochs=2, warmup_epochs=0)
+    with pytest.raises(FileNotFoundError, match="--profile paper --dims 3 --latents vmf --seeds 2`"):
+        trained_model(config, "paper", tmp_path)
+    model = build_model(config)
+    save_model(model_path(tmp_path / "paper", config), model, config)
+    found = trained_model(config, "paper", tmp_path)
+    assert not found.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), found.state_dict().values()))

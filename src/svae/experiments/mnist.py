@@ -154,6 +154,23 @@ def load_model(path, config: MnistConfig) -> VAE | None:
     return model
 
 
+def trained_model(config: MnistConfig, profile: str, models_dir="results/mnist") -> VAE:
+    """The model that `svae reproduce mnist --profile <profile>` trained for ``config``, in eval mode.
+
+    Raises FileNotFoundError naming the command that trains it when there is none (or the saved one
+    had another configuration).
+    """
+    path = model_path(Path(models_dir) / profile, config)
+    model = load_model(path, config)
+    if model is None:
+        seeds = f" --seeds {config.seed + 1}" if config.seed else ""
+        raise FileNotFoundError(
+            f"no {config.latent} model with seed {config.seed} trained with the {profile} profile at d = {config.dim}: "
+            f"{path} is missing or holds another configuration (train it with `svae reproduce mnist --profile "
+            f"{profile} --dims {config.dim} --latents {config.latent}{seeds}`)")
+    return model.eval()
+
+
 def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, model_path=None,
         progress: bool = True) -> dict | None:
     """Train and evaluate one model; the record (None on data-parallel workers other than rank 0).
