@@ -14,8 +14,9 @@ through the prior and the posterior:
 That is not a bound on log p(x). Its expectation is RE + E[log (1/K) sum_k p(z_k)/q(z_k|x)], i.e. the
 ELBO plus a term that depends on the posterior alone (between 0 and KL(q || p), growing with K and
 with the spread of log p/q under q), not on the decoder. This script evaluates both estimators on
-the models `svae reproduce mnist --profile PROFILE` trained, over the 10 000 test images with the
-binarisation `svae mnist` uses, and sets both next to the paper's LL column (PAPER.md, Table 1).
+the models `svae reproduce mnist --profile PROFILE` trained, over the 10 000 test images binarised
+as `svae mnist` binarises them (the same procedure and seed; the draws differ after the first batch,
+because the two estimators take different numbers of random draws), and sets both next to the paper's LL column (PAPER.md, Table 1).
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def reference_estimate(model, x: torch.Tensor, samples: int, chunk: int = 100) -
 
 def reference_log_likelihood(model, test_x: torch.Tensor, config: MnistConfig, samples: int,
                              batch_size: int = 100) -> float:
-    """The mean estimate over the test images, binarised as `test_log_likelihood` binarises them."""
+    """The mean estimate over the test images, binarised batch by batch from the seed that
+    `test_log_likelihood` uses."""
     total = 0.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + 7919)

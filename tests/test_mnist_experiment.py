@@ -82,6 +82,7 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
     (["--latent", "gauss", "--dim", "2"], "invalid choice: 'gauss'"),
     (["--latent", "vmf", "--dim", "0"], "dim must be an int >= 1"),
     (["--latent", "vmf", "--dim", "2", "--epochs", "0"], "epochs must be an int >= 1"),
+    (["--latent", "vmf", "--dim", "2", "--patience", "-1"], "--patience must be >= 0 (0 turns early stopping off)"),
 ])
 def test_bad_arguments(args, message):
     result = svae("mnist", *args, check=False)

@@ -133,6 +133,8 @@ def _mnist(args) -> int:
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_epochs", "patience",
                                                 "ll_samples", "correction", "device", "micro_batches")
                  if getattr(args, k) is not None}
+    if args.patience is not None and args.patience < 0:
+        args.parser.error(f"--patience must be >= 0 (0 turns early stopping off), got {args.patience}")
     if args.patience == 0:  # the profile's early stopping turned off: train for all --epochs
         overrides["patience"] = None
     world = int(os.environ.get("WORLD_SIZE", "1"))
