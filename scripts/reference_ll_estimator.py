@@ -28,7 +28,6 @@ from dataclasses import replace
 
 import torch
 
-from svae.data.mnist import binarize
 from svae.experiments.mnist import PROFILES, MnistConfig, load_data, test_log_likelihood, trained_model
 from svae.experiments.paper import MNIST_TABLE1
 from svae.records import code_version, write_record
@@ -46,18 +45,6 @@ def reference_estimate(model, x: torch.Tensor, samples: int, chunk: int = 100) -
         z = q.sample((min(chunk, samples - start),))
         log_ratios.append((model.latent.prior_log_prob(z) - q.log_prob(z)).double())
     return decoder_term + torch.logsumexp(torch.cat(log_ratios), dim=0) - math.log(samples)
-
-
-def reference_log_likelihood(model, test_x: torch.Tensor, config: MnistConfig, samples: int,
-                             batch_size: int = 100) -> float:
-    """The mean estimate over the test images, binarised batch by batch from the seed that
-    `test_log_likelihood` uses."""
-    total = 0.0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed + 7919)
-        for start in range(0, len(test_x), batch_size):
-            total += reference_estimate(model, binarize(test_x[start:start + batch_size]), samples).sum().item()
-    return total / len(test_x)
 
 
 def main(argv=None):
@@ -87,8 +74,8 @@ def main(argv=None):
         data = data or load_data(config, data_dir=args.data_dir)
         name = f"{latent}_d{dim}" + (f"_seed{seed}" if seed else "")
         metrics[f"{name}_ll"] = test_log_likelihood(model, data.test_x, config)
-        metrics[f"{name}_reference_estimator"] = reference_log_likelihood(model, data.test_x, config,
-                                                                          args.samples)
+        metrics[f"{name}_reference_estimator"] = test_log_likelihood(model, data.test_x, config,
+                                                                     estimate=reference_estimate)
         paper = MNIST_TABLE1.get(dim, {}).get("ll", (None, None))[FAMILY_INDEX[latent]]
         metrics[f"{name}_paper_ll"] = paper
         print(f"{name:>10}: LL {metrics[f'{name}_ll']:8.2f}, the reference code's estimator "
