@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from svae.distributions import VonMisesFisher
-from svae.distributions.householder import rotate_from_pole
+from svae.distributions.householder import rotate_from_pole, tangent_directions
 from svae.distributions.wood import envelope_b
 from svae.experiments.mnist import PROFILES, MnistConfig, load_data, model_path, test_log_likelihood, trained_model
 from svae.records import code_version, write_record
@@ -60,8 +60,9 @@ class ReferenceSampledVMF(VonMisesFisher):
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)[:-1]
+        v = tangent_directions(shape, self.dim, dtype=torch.float64, device=self.loc.device)
         one_minus_w, one_plus_w = reference_cosine_complements(self.concentration.expand(shape), self.dim)
-        return rotate_from_pole(self.loc.double(), one_minus_w, one_plus_w).to(self.loc.dtype)
+        return rotate_from_pole(self.loc.double(), one_minus_w, one_plus_w, v).to(self.loc.dtype)
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
 """The training engine and the objectives: identities, importance sampling, resume, NaN stop, DDP."""
+import copy
 import math
 import subprocess
 import sys
@@ -121,6 +122,18 @@ def test_early_stopping_keeps_the_best_epoch():
     best = max(range(len(scores)), key=scores.__getitem__) + 1
     assert result["best_epoch"] == best and len(scores) == best + 2 and result["finished"]
 
+
+
+@pytest.mark.parametrize("latent", ["normal", "vmf"])
+def test_every_epoch_is_validated_with_the_same_random_numbers(latent):
+    # With a learning rate too small to change a float32 weight the model stays what it was, so
+    # the validation ELBO, a one-sample estimate, must come out the same in every epoch.
+    model, train_x, val_x = problem(latent)
+    before = copy.deepcopy(model.state_dict())
+    result = fit(model, train_x, val_x, TrainConfig(epochs=3, batch_size=40, lr=1e-30), progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    scores = [row["val_elbo"] for row in result["history"]]
+    assert scores[0] == scores[1] == scores[2]
 
 @pytest.mark.parametrize("latent", ["normal", "vmf"])
 def test_two_process_ddp_equals_the_single_process_run(latent, tmp_path):

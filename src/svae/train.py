@@ -7,9 +7,10 @@ loss, and data-parallel training over processes (``torchrun``; gloo on CPU, nccl
 
 Randomness is tied to the data, not to the process: the shuffle of epoch e comes from a
 generator seeded by (seed, e), and micro-batch s of step t draws its sampling noise and its
-binarisation from the global RNG seeded by (seed, t, s). So a run resumes exactly, and a run on
-W processes (each taking every W-th micro-batch of a step, gradients averaged) computes what a
-single process with ``micro_batches = W`` computes, up to floating-point reduction order.
+binarisation from the global RNG seeded by (seed, t, s); every epoch's validation uses the same
+random numbers. So a run resumes exactly, and a run on W processes (each taking every W-th
+micro-batch of a step, gradients averaged) computes what a single process with
+``micro_batches = W`` computes, up to floating-point reduction order.
 """
 from __future__ import annotations
 
@@ -78,12 +79,13 @@ def _stream_seed(*parts: int) -> int:
 def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Callable | None = None,
              seed: int = 0, objective: Callable = elbo_terms) -> dict:
     """Mean ELBO, reconstruction and KL per example (for an AE: reconstruction only); the sampling
-    and ``transform`` randomness comes from ``seed``."""
+    and ``transform`` randomness comes from ``seed``, batch by batch, so that two models evaluated
+    with one seed see the same random numbers in every batch (the global RNG is left as it was)."""
     model.eval()
     sums, count = {}, 0
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
         for start in range(0, len(x), batch_size):
+            torch.manual_seed(_stream_seed(seed, start))
             batch = x[start:start + batch_size]
             batch = transform(batch) if transform else batch
             terms = objective(model, batch)
@@ -197,7 +199,10 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             dist.all_reduce(totals)
         train = {f"train_{k}": totals[i + 1].item() / totals[0].item()
                  for i, k in enumerate(("elbo", "recon", "kl")) if k in sums}
-        val = evaluate(model, val_x.to(config.device), transform=transform, seed=_stream_seed(config.seed, epoch, 1),
+        # One seed for every epoch: the epochs' scores differ by what the model learnt, not by the
+        # noise of a one-sample ELBO (0.06-0.09 nats on MNIST's 10 000 validation images, as much
+        # as a late epoch gains), which would end early stopping before the model stops improving.
+        val = evaluate(model, val_x.to(config.device), transform=transform, seed=_stream_seed(config.seed, 0),
                        objective=objective)
         if monitor is not None:
             with torch.no_grad():

@@ -2,12 +2,27 @@
 import torch
 
 
-def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: torch.Tensor) -> torch.Tensor:
-    r"""Return ``z`` on the sphere with ``loc^T z = w``, uniform in the directions orthogonal to ``loc``.
+def tangent_directions(shape: torch.Size, m: int, *, dtype=None, device=None) -> torch.Tensor:
+    """``shape + (m,)`` unit vectors uniform on the great sphere orthogonal to ``e_1``.
+
+    Samplers draw these before the cosine: a rejection sampler or a Gamma draw consumes a number of
+    random numbers that depends on the parameters, and drawing it last keeps the directions on the
+    same random numbers when the parameters change a little (common random numbers, as the
+    validation ELBO of ``svae.train.fit`` relies on).
+    """
+    noise = torch.randn(shape + (m,), dtype=dtype, device=device)
+    noise[..., 0] = 0
+    return noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
+
+
+def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: torch.Tensor,
+                     v: torch.Tensor) -> torch.Tensor:
+    r"""Return ``z`` on the sphere with ``loc^T z = w`` and tangent direction ``v`` (uniform ``v`` gives
+    ``z`` uniform in the directions orthogonal to ``loc``).
 
     ``w`` is given as ``1 - w`` and ``1 + w`` so that ``sqrt(1 - w^2)`` keeps full precision when
-    ``w`` is close to +-1 (large concentrations). The point ``z' = -s w e_1 + sqrt(1 - w^2) v``,
-    ``v`` uniform on the unit sphere orthogonal to ``e_1``, is reflected by the Householder matrix
+    ``w`` is close to +-1 (large concentrations). The point ``z' = -s w e_1 + sqrt(1 - w^2) v``
+    is reflected by the Householder matrix
     ``H`` of ``u = e_1 + s loc``, ``s = sign(loc_1)``: ``H`` maps ``-s e_1`` to ``loc``, and
     ``|u|^2 = 2 + 2|loc_1| >= 2`` never degenerates, whatever ``loc`` is (the classic
     ``u = e_1 - loc`` vanishes at ``loc = e_1``). In closed form, with
@@ -16,11 +31,8 @@ def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: t
     Args:
         loc: ``(..., m)`` unit vectors, broadcastable to the shape of ``one_minus_w`` plus ``(m,)``.
         one_minus_w, one_plus_w: tensors of the sample's batch shape.
+        v: unit vectors orthogonal to ``e_1``, shaped like the sample (:func:`tangent_directions`).
     """
-    m = loc.shape[-1]
-    noise = torch.randn(one_minus_w.shape + (m,), dtype=loc.dtype, device=loc.device)
-    noise[..., 0] = 0
-    v = noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
     w = 0.5 * (one_plus_w - one_minus_w)
     # clamp: sqrt has an infinite derivative at 0, reached when a proposal lands exactly on a pole.
     sin_w = (one_minus_w * one_plus_w).clamp_min(torch.finfo(loc.dtype).tiny).sqrt()

@@ -6,7 +6,7 @@ import math
 import torch
 from torch.distributions import Dirichlet
 
-from svae.distributions.householder import rotate_from_pole
+from svae.distributions.householder import rotate_from_pole, tangent_directions
 from svae.distributions.spherical import SphericalDistribution
 
 __all__ = ["PowerSpherical"]
@@ -39,10 +39,12 @@ class PowerSpherical(SphericalDistribution):
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)[:-1]
+        # the directions before the cosine, whose random numbers vary in count: see tangent_directions
+        v = tangent_directions(shape, self.dim, dtype=self.loc.dtype, device=self.loc.device)
         alpha, beta = self._beta_parameters()
         concentrations = torch.stack([alpha, torch.full_like(alpha, beta)], -1).expand(shape + (2,))
         t = Dirichlet(concentrations, validate_args=False).rsample()  # (t, 1 - t), both accurate
-        return rotate_from_pole(self.loc, 2 * t[..., 1], 2 * t[..., 0])
+        return rotate_from_pole(self.loc, 2 * t[..., 1], 2 * t[..., 0], v)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from svae.distributions.householder import rotate_from_pole
+from svae.distributions.householder import rotate_from_pole, tangent_directions
 from svae.distributions.hyperspherical_uniform import log_sphere_area
 from svae.distributions.spherical import SphericalDistribution
 from svae.distributions.wood import accepted_complements, envelope_b
@@ -95,6 +95,8 @@ class VonMisesFisher(SphericalDistribution):
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)[:-1]
         kappa = self.concentration.expand(shape)
+        # the directions before the cosine, whose random numbers vary in count: see tangent_directions
+        v = tangent_directions(shape, self.dim, dtype=self.loc.dtype, device=self.loc.device)
         if self.dim == 3:
             one_minus_w = self._inverse_cdf_one_minus_w(kappa)
             one_plus_w = 2 - one_minus_w
@@ -105,7 +107,7 @@ class VonMisesFisher(SphericalDistribution):
             denom = q + b * p
             one_minus_w = 2 * b * p / denom
             one_plus_w = 2 * q / denom
-        return rotate_from_pole(self.loc, one_minus_w, one_plus_w)
+        return rotate_from_pole(self.loc, one_minus_w, one_plus_w, v)
 
     def _inverse_cdf_one_minus_w(self, kappa: torch.Tensor) -> torch.Tensor:
         """m = 3: 1 - w = -log(u + (1-u) e^{-2k}) / k exactly, with u ~ U(0, 1]."""
