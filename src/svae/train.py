@@ -199,9 +199,10 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             dist.all_reduce(totals)
         train = {f"train_{k}": totals[i + 1].item() / totals[0].item()
                  for i, k in enumerate(("elbo", "recon", "kl")) if k in sums}
-        # One seed for every epoch: the epochs' scores differ by what the model learnt, not by the
-        # noise of a one-sample ELBO (0.06-0.09 nats on MNIST's 10 000 validation images, as much
-        # as a late epoch gains), which would end early stopping before the model stops improving.
+        # One seed for every epoch: the epochs' scores then differ by what the model learnt, not by
+        # the noise of a one-sample ELBO (0.05-0.09 nats on MNIST's 10 000 validation images,
+        # scripts/validation_noise.py). Late in training that noise exceeds what an epoch gains,
+        # and one lucky epoch's score could end the run while the model still improves.
         val = evaluate(model, val_x.to(config.device), transform=transform, seed=_stream_seed(config.seed, 0),
                        objective=objective)
         if monitor is not None:
