@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from trained_mnist import add_model_arguments, load_trained, write_model_record
 
 from svae.data.mnist import binarize
-from svae.experiments.mnist import PROFILES, MnistConfig, load_data, model_path, trained_model
+from svae.experiments.mnist import load_data
 from svae.nn.objectives import importance_log_likelihood
-from svae.records import code_version, write_record
 
 
 def per_image_bounds(model, x: torch.Tensor, samples: int, seed: int, batch_size: int = 100) -> torch.Tensor:
@@ -36,26 +35,15 @@ def per_image_bounds(model, x: torch.Tensor, samples: int, seed: int, batch_size
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
-    parser.add_argument("--dim", type=int, required=True)
+    add_model_arguments(parser)
     parser.add_argument("--samples", type=int, nargs="+", default=[1, 50, 500, 5000],
                         help="numbers of importance samples K (default: %(default)s)")
     parser.add_argument("--images", type=int, default=1000, help="first test images used (default: %(default)s)")
-    parser.add_argument("--profile", default="paper", choices=sorted(PROFILES))
-    parser.add_argument("--models", default="results/mnist", help="the grid's output folder (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     if min(args.samples) < 1 or not 2 <= args.images <= 10_000:
         parser.error(f"--samples must be >= 1 and --images in [2, 10000], got {args.samples} and {args.images}")
     start = time.time()
-    code_version()  # the record names the commit this run started from, not the one checked out at its end
-    torch.distributions.Distribution.set_default_validate_args(False)
-    config = MnistConfig(latent=args.latent, dim=args.dim, **PROFILES[args.profile])
-    try:
-        model = trained_model(config, args.profile, args.models)
-    except FileNotFoundError as error:
-        parser.error(str(error))
+    config, model = load_trained(parser, args)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + 7919)
         x = binarize(load_data(config, data_dir=args.data_dir).test_x[:args.images])
@@ -70,10 +58,7 @@ def main(argv=None):
         metrics[f"gain_{k}_to_{samples[-1]}_stderr"] = statistics.stdev(gain) / len(gain) ** 0.5
         print(f"K = {k:>6}: bound {metrics[f'll_{k}']:9.3f}, gain to K = {samples[-1]}: "
               f"{metrics[f'gain_{k}_to_{samples[-1]}']:.3f} ± {metrics[f'gain_{k}_to_{samples[-1]}_stderr']:.3f}")
-    if args.json:
-        write_record(args.json, command="scripts/ll_convergence.py", config=vars(args), metrics=metrics,
-                     wall_time=time.time() - start,
-                     model=str(model_path(Path(args.models) / args.profile, config)))
+    write_model_record(args, config, "scripts/ll_convergence.py", metrics, start)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,14 @@ import argparse
 import math
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from trained_mnist import add_model_arguments, load_trained, write_model_record
 
 from svae.distributions import VonMisesFisher
 from svae.distributions.householder import rotate_from_pole, tangent_directions
 from svae.distributions.wood import envelope_b
-from svae.experiments.mnist import PROFILES, MnistConfig, load_data, model_path, test_log_likelihood, trained_model
-from svae.records import code_version, write_record
+from svae.experiments.mnist import load_data, test_log_likelihood
 from svae.special import iv_ratio
 
 
@@ -67,20 +66,10 @@ class ReferenceSampledVMF(VonMisesFisher):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dim", type=int, required=True)
-    parser.add_argument("--profile", default="paper", choices=sorted(PROFILES))
-    parser.add_argument("--models", default="results/mnist", help="the grid's output folder (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--json", default=None)
+    add_model_arguments(parser, latent=False)
     args = parser.parse_args(argv)
     start = time.time()
-    code_version()  # the record names the commit this run started from, not the one checked out at its end
-    torch.distributions.Distribution.set_default_validate_args(False)
-    config = MnistConfig(latent="vmf", dim=args.dim, **PROFILES[args.profile])
-    try:
-        model = trained_model(config, args.profile, args.models)
-    except FileNotFoundError as error:
-        parser.error(str(error))
+    config, model = load_trained(parser, args, latent="vmf")
     data = load_data(config, data_dir=args.data_dir)
     metrics = {"test_ll_exact_sampler": test_log_likelihood(model, data.test_x, config)}
     exact_posterior = model.posterior
@@ -112,10 +101,7 @@ def main(argv=None):
     }
     for key, value in metrics.items():
         print(f"{key:>32}: {value:.4f}")
-    if args.json:
-        write_record(args.json, command="scripts/reference_sampler_ll.py", config=vars(args), metrics=metrics,
-                     wall_time=time.time() - start,
-                     model=str(model_path(Path(args.models) / args.profile, config)))
+    write_model_record(args, config, "scripts/reference_sampler_ll.py", metrics, start)
 
 
 if __name__ == "__main__":

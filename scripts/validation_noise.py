@@ -21,39 +21,27 @@ import argparse
 import copy
 import statistics
 import time
-from pathlib import Path
 
-import torch
+from trained_mnist import add_model_arguments, load_trained, write_model_record
 
 from svae.data.mnist import binarize
-from svae.experiments.mnist import PROFILES, MnistConfig, load_data, model_path, trained_model
-from svae.records import code_version, write_record
+from svae.experiments.mnist import load_data
 from svae.train import TrainConfig, evaluate, fit
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
-    parser.add_argument("--dim", type=int, required=True)
+    add_model_arguments(parser)
     parser.add_argument("--seeds", type=int, default=8, help="evaluation seeds (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of the extra epoch (default: %(default)s)")
-    parser.add_argument("--profile", default="paper", choices=sorted(PROFILES))
-    parser.add_argument("--models", default="results/mnist", help="the grid's output folder (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    if args.seeds < 3 or not args.lr > 0:
+    if args.seeds < 3 or not args.lr > 0:  # two seeds would pair each score with the other twice
         parser.error(f"--seeds must be >= 3 and --lr > 0, got {args.seeds} and {args.lr}")
     start = time.time()
-    code_version()  # the record names the commit this run started from, not the one checked out at its end
-    torch.distributions.Distribution.set_default_validate_args(False)
-    config = MnistConfig(latent=args.latent, dim=args.dim, **PROFILES[args.profile])
-    try:
-        model = trained_model(config, args.profile, args.models)
-    except FileNotFoundError as error:
-        parser.error(str(error))
+    config, model = load_trained(parser, args)
     data = load_data(config, data_dir=args.data_dir)
     later = copy.deepcopy(model)
+    # the extra epoch shuffles and samples with another seed than the training run's epochs did
     fit(later, data.train_x, data.val_x, TrainConfig(epochs=1, lr=args.lr, seed=config.seed + 1),
         transform=binarize, progress=False)
     seeds = range(args.seeds)
@@ -70,10 +58,7 @@ def main(argv=None):
     }
     for key, value in metrics.items():
         print(f"{key:>34}: {value:9.3f}")
-    if args.json:
-        write_record(args.json, command="scripts/validation_noise.py", config=vars(args), metrics=metrics,
-                     wall_time=time.time() - start,
-                     model=str(model_path(Path(args.models) / args.profile, config)))
+    write_model_record(args, config, "scripts/validation_noise.py", metrics, start)
 
 
 if __name__ == "__main__":

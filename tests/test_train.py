@@ -11,7 +11,7 @@ import torch
 from svae.nn.latent import latent_family
 from svae.nn.objectives import elbo_terms, importance_log_likelihood
 from svae.nn.vae import VAE, mlp, GaussianDecoder
-from svae.train import NonFiniteLossError, TrainConfig, fit
+from svae.train import NonFiniteLossError, TrainConfig, evaluate, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import problem  # noqa: E402
@@ -123,7 +123,6 @@ def test_early_stopping_keeps_the_best_epoch():
     assert result["best_epoch"] == best and len(scores) == best + 2 and result["finished"]
 
 
-
 @pytest.mark.parametrize("latent", ["normal", "vmf"])
 def test_every_epoch_is_validated_with_the_same_random_numbers(latent):
     # With a learning rate too small to change a float32 weight the model stays what it was, so
@@ -134,6 +133,28 @@ def test_every_epoch_is_validated_with_the_same_random_numbers(latent):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     scores = [row["val_elbo"] for row in result["history"]]
     assert scores[0] == scores[1] == scores[2]
+
+
+def test_evaluation_batches_get_their_random_numbers_whatever_earlier_ones_used():
+    # Two objectives that draw different amounts of randomness per batch (as a rejection sampler
+    # does for two nearby models): each batch must still start from the same random numbers.
+    def starts_of_batches(draws_per_batch):
+        starts = []
+
+        def transform(x):
+            starts.append(torch.rand(()).item())
+            return x
+
+        def objective(model, x):
+            torch.rand(draws_per_batch)
+            return {"elbo": x.sum(-1)}
+
+        evaluate(torch.nn.Identity(), torch.ones(30, 2), batch_size=10, transform=transform, seed=3,
+                 objective=objective)
+        return starts
+
+    assert starts_of_batches(1) == starts_of_batches(5)
+
 
 @pytest.mark.parametrize("latent", ["normal", "vmf"])
 def test_two_process_ddp_equals_the_single_process_run(latent, tmp_path):

@@ -104,7 +104,6 @@ def test_tangent_direction_is_uniform(m, kappa):
     assert torch.linalg.vector_norm(tangent.mean(0)) < 5 * math.sqrt(1 / 20000)
 
 
-
 @pytest.mark.parametrize("family", [VonMisesFisher, PowerSpherical])
 def test_nearby_concentrations_share_the_tangent_directions(family):
     # Common random numbers: under one seed, a slightly different concentration changes how many
@@ -118,6 +117,7 @@ def test_nearby_concentrations_share_the_tangent_directions(family):
         z = family(loc, torch.tensor(kappa, dtype=torch.float64)).rsample((20000,))
         tangents.append(torch.nn.functional.normalize(z[:, 1:], dim=-1))
     assert torch.allclose(tangents[0], tangents[1], rtol=0, atol=1e-12)
+
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 @pytest.mark.parametrize("m", [2, 3, 10])

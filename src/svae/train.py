@@ -80,7 +80,8 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Cal
              seed: int = 0, objective: Callable = elbo_terms) -> dict:
     """Mean ELBO, reconstruction and KL per example (for an AE: reconstruction only); the sampling
     and ``transform`` randomness comes from ``seed``, batch by batch, so that two models evaluated
-    with one seed see the same random numbers in every batch (the global RNG is left as it was)."""
+    with one seed see the same random numbers in every batch (the CPU generator's state is restored
+    afterwards)."""
     model.eval()
     sums, count = {}, 0
     with torch.random.fork_rng(devices=[]):

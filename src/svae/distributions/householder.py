@@ -6,8 +6,8 @@ def tangent_directions(shape: torch.Size, m: int, *, dtype=None, device=None) ->
     """``shape + (m,)`` unit vectors uniform on the great sphere orthogonal to ``e_1``.
 
     Samplers draw these before the cosine: a rejection sampler or a Gamma draw consumes a number of
-    random numbers that depends on the parameters, and drawing it last keeps the directions on the
-    same random numbers when the parameters change a little (common random numbers, as the
+    random numbers that depends on the parameters, and drawing the cosine last keeps the directions
+    on the same random numbers when the parameters change a little (common random numbers, as the
     validation ELBO of ``svae.train.fit`` relies on).
     """
     noise = torch.randn(shape + (m,), dtype=dtype, device=device)
@@ -21,11 +21,10 @@ def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: t
     ``z`` uniform in the directions orthogonal to ``loc``).
 
     ``w`` is given as ``1 - w`` and ``1 + w`` so that ``sqrt(1 - w^2)`` keeps full precision when
-    ``w`` is close to +-1 (large concentrations). The point ``z' = -s w e_1 + sqrt(1 - w^2) v``
-    is reflected by the Householder matrix
-    ``H`` of ``u = e_1 + s loc``, ``s = sign(loc_1)``: ``H`` maps ``-s e_1`` to ``loc``, and
-    ``|u|^2 = 2 + 2|loc_1| >= 2`` never degenerates, whatever ``loc`` is (the classic
-    ``u = e_1 - loc`` vanishes at ``loc = e_1``). In closed form, with
+    ``w`` is close to +-1 (large concentrations). The point ``z' = -s w e_1 + sqrt(1 - w^2) v`` is
+    reflected by the Householder matrix ``H`` of ``u = e_1 + s loc``, ``s = sign(loc_1)``: ``H``
+    maps ``-s e_1`` to ``loc``, and ``|u|^2 = 2 + 2|loc_1| >= 2`` never degenerates, whatever
+    ``loc`` is (the classic ``u = e_1 - loc`` vanishes at ``loc = e_1``). In closed form, with
     ``d = loc^T v / (1 + |loc_1|)``: ``H z' = w loc + sqrt(1 - w^2) (v - d loc - s d e_1)``.
 
     Args:
