@@ -27,10 +27,11 @@ import time
 from dataclasses import replace
 
 import torch
+from trained_mnist import add_grid_arguments, load_trained
 
-from svae.experiments.mnist import PROFILES, MnistConfig, load_data, test_log_likelihood, trained_model
+from svae.experiments.mnist import load_data, test_log_likelihood
 from svae.experiments.paper import MNIST_TABLE1
-from svae.records import code_version, write_record
+from svae.records import write_record
 
 FAMILY_INDEX = {"normal": 0, "vmf": 1}  # MNIST_TABLE1's (N-VAE, S-VAE) order
 
@@ -53,23 +54,14 @@ def main(argv=None):
     parser.add_argument("--latents", nargs="+", default=["normal", "vmf"], choices=sorted(FAMILY_INDEX))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the grid's seeds (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=500, help="importance samples K (default: %(default)s)")
-    parser.add_argument("--profile", default="paper", choices=sorted(PROFILES))
-    parser.add_argument("--models", default="results/mnist", help="the grid's output folder (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--json", default=None)
+    add_grid_arguments(parser)
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error(f"--samples must be >= 1, got {args.samples}")
     start = time.time()
-    code_version()  # the record names the commit this run started from, not the one checked out at its end
-    torch.distributions.Distribution.set_default_validate_args(False)
     metrics, data = {}, None
     for dim, latent, seed in itertools.product(args.dims, args.latents, args.seeds):
-        config = MnistConfig(latent=latent, dim=dim, seed=seed, **PROFILES[args.profile])
-        try:
-            model = trained_model(config, args.profile, args.models)
-        except FileNotFoundError as error:
-            parser.error(str(error))
+        config, model = load_trained(parser, args, latent=latent, dim=dim, seed=seed)
         config = replace(config, ll_samples=args.samples)  # how to evaluate, not what was trained
         data = data or load_data(config, data_dir=args.data_dir)
         name = f"{latent}_d{dim}" + (f"_seed{seed}" if seed else "")

@@ -2,6 +2,7 @@
 decoder term sees one code only, so that it is the ELBO at K = 1 and, with more samples, lies
 between the ELBO and the reconstruction term but away from the importance-sampling estimate."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from svae.nn.objectives import elbo_terms, importance_log_likelihood
 from svae.nn.vae import VAE
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reference_ll_estimator.py"
+sys.path.insert(0, str(SCRIPT.parent))  # the script imports its helper from its own folder, as `python scripts/x.py` lets it
 
 
 @pytest.fixture(scope="module")
