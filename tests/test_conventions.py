@@ -162,3 +162,38 @@ def test_grid_threads_follow_the_affinity_mask_not_the_machine():
     one, machine = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                   check=True).stdout.split()
     assert one == "1" and int(machine) >= 1
+
+
+@pytest.mark.parametrize("command", ["mnist", "linkpred", "m1m2"])
+def test_device_must_be_one_this_machine_has(command, capsys):
+    import torch
+
+    from svae.cli import build_parser
+
+    parser = build_parser()
+    base = {"mnist": ["mnist", "--latent", "vmf", "--dim", "2"], "linkpred": ["linkpred", "--dataset", "cora", "--latent", "vmf"],
+            "m1m2": ["m1m2", "--m1", "vmf", "--m2", "vmf", "--z1", "5", "--z2", "5"]}[command]
+    # the default: cuda when this machine has it, else cpu
+    assert parser.parse_args(base).device == ("cuda" if torch.cuda.is_available() else "cpu")
+    absent = f"cuda:{torch.cuda.device_count()}"  # one index past the last GPU: absent on any machine
+    for value, message in ((absent, f"argument --device: '{absent}' is not available on this machine"),
+                           ("gpu", "argument --device: expected cpu, cuda, cuda:N or mps, got 'gpu'")):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args([*base, "--device", value])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_diverged_run_ends_with_its_message_not_a_traceback(monkeypatch, capsys):
+    from svae import cli
+    from svae.experiments import mnist
+    from svae.train import NonFiniteLossError
+
+    def diverge(*args, **kwargs):
+        raise NonFiniteLossError("non-finite loss (nan) at epoch 3, step 99; training stopped, "
+                                 "the checkpoint of epoch 2 is kept at c.pt")
+
+    monkeypatch.setattr(mnist, "run", diverge)
+    assert cli.main(["mnist", "--latent", "vmf", "--dim", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("svae: error: non-finite loss (nan) at epoch 3, step 99; training stopped, the checkpoint of "
+                   "epoch 2 is kept at c.pt\n")

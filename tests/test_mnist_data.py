@@ -50,6 +50,12 @@ def test_loads_the_mirror_with_the_fixed_split(mirror, cache):
     train_counts = torch.bincount(torch.cat([data.train_y, data.val_y])).tolist()
     assert train_counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (mirror / "mnist").iterdir()) == before
+    # in the files' order: training the first 50 000 images, validation the last 10 000
+    raw_x = read_idx(next((mirror / "mnist").glob("train-images-idx3-ubyte*"))).reshape(-1, 784)
+    raw_y = read_idx(next((mirror / "mnist").glob("train-labels-idx1-ubyte*")))
+    assert torch.equal(data.val_y, torch.from_numpy(raw_y[50000:].astype(np.int64)))
+    assert torch.equal(data.val_x, torch.from_numpy(raw_x[50000:].astype(np.float32) / 255))
+    assert torch.equal(data.train_y, torch.from_numpy(raw_y[:50000].astype(np.int64)))
 
 
 def test_corrupt_file_is_named(mirror, tmp_path):

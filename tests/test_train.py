@@ -105,7 +105,7 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path):
 
     def poison_in_epoch_two(x):
         calls["n"] += 1
-        return x * float("nan") if calls["n"] > 5 else x  # 5 batches per epoch
+        return x * float("nan") if calls["n"] > 6 else x  # 5 training batches and 1 validation batch per epoch
 
     config = TrainConfig(epochs=3, batch_size=40)
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at epoch 2, step 6.*checkpoint of epoch 1 is kept"):
@@ -113,6 +113,49 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path):
     saved = torch.load(tmp_path / "c.pt", weights_only=False)
     assert saved["state"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_non_finite_weights_after_a_finite_loss_are_not_checkpointed(tmp_path):
+    # The last step of epoch 2 has a finite loss but a NaN gradient (d sqrt(0 * w) / dw = 0 * inf):
+    # Adam writes NaN into the weights, and only the validation pass can see it.
+    model, train_x, val_x = problem("normal")
+    steps = {"n": 0}
+
+    def nan_gradient_in_step_ten(model, x, **options):
+        terms = elbo_terms(model, x, **options)
+        if model.training:
+            steps["n"] += 1
+            if steps["n"] == 10:  # 5 steps per epoch
+                terms["loss"] = terms["loss"] + (0 * model.encoder[0].weight.sum()).sqrt()
+        return terms
+
+    with pytest.raises(NonFiniteLossError, match=r"non-finite validation figures .* after epoch 2; training "
+                                                 r"stopped, the checkpoint of epoch 1 is kept"):
+        fit(model, train_x, val_x, TrainConfig(epochs=3, batch_size=40), objective=nan_gradient_in_step_ten,
+            progress=False, checkpoint=tmp_path / "c.pt")
+    saved = torch.load(tmp_path / "c.pt", weights_only=False)
+    assert saved["state"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_progress_bar_shows_the_running_figures_during_an_epoch(monkeypatch, capsys):
+    import svae.train
+
+    clock = iter(range(0, 10**6))  # each reading of the clock one second later: every step redraws
+    monkeypatch.setattr(svae.train.time, "monotonic", lambda: float(next(clock)))
+    model, train_x, val_x = problem("normal")
+    fit(model, train_x, val_x, TrainConfig(epochs=1, batch_size=40), progress=True)
+    err = capsys.readouterr().err
+    draws = [line for line in err.replace("\r", "\n").splitlines() if "loss=" in line]
+    during = [line for line in draws if "val=" not in line]  # before the epoch's validation
+    assert during and all("elbo=" in line and "recon=" in line and "kl=" in line for line in during)
+    assert any("val=" in line for line in draws)
+
+
+def test_kl_warm_up_is_linear_then_constant():
+    config = TrainConfig(kl_weight=0.5, warmup_epochs=4)
+    assert [config.kl_weight_at(e) for e in (1, 2, 3, 4, 5, 100)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    assert TrainConfig(kl_weight=0.5).kl_weight_at(1) == 0.5
 
 
 def test_early_stopping_keeps_the_best_epoch():

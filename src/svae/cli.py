@@ -141,11 +141,12 @@ def _mnist(args) -> int:
     if world > 1:  # launched by torchrun: one process per device or CPU share
         import torch.distributed as dist
 
-        if args.device == "cuda":  # one GPU per process, numbered by torchrun's LOCAL_RANK
+        on_gpu = torch.device(args.device).type == "cuda"
+        if on_gpu:  # one GPU per process, numbered by torchrun's LOCAL_RANK
             local_rank = int(os.environ["LOCAL_RANK"])
             torch.cuda.set_device(local_rank)
             overrides["device"] = f"cuda:{local_rank}"
-        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+        dist.init_process_group("nccl" if on_gpu else "gloo")
         overrides.setdefault("micro_batches", world)
     try:
         config = MnistConfig(latent=args.latent, dim=args.dim, seed=args.seed, **{**PROFILES[args.profile], **overrides})
@@ -221,9 +222,26 @@ def add_cache_dir(parser: argparse.ArgumentParser) -> None:
                         help="writable cache (default: $SVAE_CACHE_DIR, else ~/.cache/svae)")
 
 
+def device_argument(value: str) -> str:
+    """``--device``: a device this machine has (cpu, cuda, cuda:N or mps)."""
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {value!r}") from None
+    available = {"cpu": True, "mps": torch.backends.mps.is_available(),
+                 "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()}
+    if device.type not in available:
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {value!r}")
+    if not available[device.type]:
+        raise argparse.ArgumentTypeError(f"{value!r} is not available on this machine (torch {torch.__version__} "
+                                         f"sees {torch.cuda.device_count()} CUDA device(s))")
+    return value
+
+
 def add_experiment_options(parser: argparse.ArgumentParser, run) -> None:
     """The options every training command shares: device, data, cache, JSON record."""
-    parser.add_argument("--device", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", type=device_argument, default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu, cuda, cuda:N or mps (default: cuda when available, else cpu)")
     add_data_dir(parser)
     add_cache_dir(parser)
     add_json(parser)
@@ -347,7 +365,13 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     code_version()  # the commit of the code loaded now, which a run's records name however long it takes
-    return args.run(args)
+    from svae.train import NonFiniteLossError
+
+    try:
+        return args.run(args)
+    except NonFiniteLossError as error:  # a diverged run: the message says what was kept, no traceback
+        print(f"svae: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Adam, mini-batches, a linear KL warm-up, early stopping on the validation ELBO (or the
 reconstruction, for an auto-encoder) with the best model kept, an atomic checkpoint after every
 epoch and bit-for-bit resumption from it, a stop with a clear message at the first non-finite
-loss, and data-parallel training over processes (``torchrun``; gloo on CPU, nccl on GPU).
+loss or validation figure (the last finite epoch's checkpoint is kept), a progress bar with the
+running loss, ELBO, reconstruction and KL, and data-parallel training over processes
+(``torchrun``; gloo on CPU, nccl on GPU).
 
 Randomness is tied to the data, not to the process: the shuffle of epoch e comes from a
 generator seeded by (seed, e), and micro-batch s of step t draws its sampling noise and its
@@ -97,6 +99,12 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Cal
     return {key: value / count for key, value in sums.items()}
 
 
+def _kept_checkpoint(checkpoint: Path | None, epoch: int) -> str:
+    if checkpoint is not None and epoch:
+        return f"the checkpoint of epoch {epoch} is kept at {checkpoint}"
+    return "no checkpoint was written"
+
+
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -155,6 +163,9 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         state = saved["state"]
     resumed_seconds = state.get("seconds", 0.0)  # training time of the sessions before this one
     parameters = [p for p in model.parameters() if p.requires_grad]
+    if world > 1:  # every process starts from rank 0's weights, as DistributedDataParallel does
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, 0)
     done_epochs = state["epoch"]
     bar = tqdm(range(done_epochs + 1, config.epochs + 1), desc=desc, disable=not progress or rank != 0,
                leave=False, dynamic_ncols=True, initial=done_epochs, total=config.epochs)
@@ -166,7 +177,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         model.train()
         kl_weight = config.kl_weight_at(epoch)
         order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(_stream_seed(config.seed, epoch)))
-        sums, count = {}, 0
+        sums, count, shown = {}, 0, time.monotonic()
         for first in range(0, len(order), config.batch_size):
             state["step"] += 1
             batch_index = order[first:first + config.batch_size]
@@ -180,15 +191,18 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
                 terms = objective(model, x, kl_weight=kl_weight, correction=config.correction)
                 loss = terms["loss"] * len(shard_index) / len(batch_index)
                 if not torch.isfinite(loss):
-                    where = f"a checkpoint of epoch {state['epoch']} is kept at {checkpoint}" if checkpoint \
-                        and state["epoch"] else "no checkpoint was written"
                     raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at epoch {epoch}, step "
-                                             f"{state['step']}; training stopped, {where}")
+                                             f"{state['step']}; training stopped, "
+                                             f"{_kept_checkpoint(checkpoint, state['epoch'])}")
                 loss.backward()
+                sums["loss"] = sums.get("loss", 0.0) + terms["loss"].item() * len(shard_index)
                 for key in ("elbo", "recon", "kl"):
                     if key in terms:
                         sums[key] = sums.get(key, 0.0) + terms[key].detach().sum().item()
                 count += len(shard_index)
+            if time.monotonic() - shown > 0.5:  # live running means, redrawn twice a second at most
+                bar.set_postfix({k: f"{v / max(count, 1):.2f}" for k, v in sums.items()})
+                shown = time.monotonic()
             if world > 1:
                 for p in parameters:
                     if p.grad is None:
@@ -210,6 +224,11 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             with torch.no_grad():
                 val |= monitor(model)
         val = {f"val_{k}": v for k, v in val.items()}
+        if not all(math.isfinite(v) for v in val.values()):
+            # a finite loss can still end in non-finite weights (an infinite gradient in an epoch's
+            # last step); stop before that model is checkpointed
+            raise NonFiniteLossError(f"non-finite validation figures {val} after epoch {epoch}; training "
+                                     f"stopped, {_kept_checkpoint(checkpoint, state['epoch'])}")
         state["history"].append({"epoch": epoch, "kl_weight": kl_weight, **train, **val})
         if select not in val:
             raise KeyError(f"select={select!r} is not among the validation figures {sorted(val)}")
@@ -222,7 +241,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             saved = {"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "state": state}
             atomic_write(checkpoint, lambda tmp: torch.save(saved, tmp))
-        bar.set_postfix({k.replace("train_", ""): f"{v:.2f}" for k, v in train.items()} | {"val": f"{score:.2f}"})
+        bar.set_postfix({k: f"{v / max(count, 1):.2f}" for k, v in sums.items()} | {"val": f"{score:.2f}"})
     finished = state["epoch"] >= config.epochs or (
         config.patience is not None and state["epoch"] - state["best"]["epoch"] >= config.patience)
     model.load_state_dict(state["best"]["state"])
