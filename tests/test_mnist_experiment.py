@@ -1,13 +1,15 @@
 """The MNIST experiment: one run's record, the smoke profile of the whole grid, bad arguments."""
 import json
+import math
 import subprocess
 import sys
+import types
 
 import pytest
 
 import torch
 
-from svae.experiments.mnist import MnistConfig, build_model, load_model, model_path, save_model, trained_model
+from svae.experiments.mnist import MnistConfig, build_model, knn_scores, load_model, model_path, save_model, trained_model
 
 
 def svae(*args, check=True, cwd=None):
@@ -36,6 +38,13 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
     assert text.count("| S-VAE |") == 10 and text.count("| N-VAE |") == 10 and text.count("| PS-VAE |") == 10
     records = sorted(p.name for p in (tmp_path / "records").glob("*.json"))
     assert len(records) == 15
+    # every figure next to the paper's and its difference; with one seed, k-NN's ± is over the label draws
+    assert "| Δ LL | ELBO | paper ELBO | Δ ELBO | RE | paper RE | Δ RE | KL | paper KL | Δ KL |" in text
+    m = json.loads((tmp_path / "records" / "vmf_d2_seed0.json").read_text())["metrics"]
+    table_1 = (f"| 2 | S-VAE | {m['test_ll']:.2f} | -132.50 | {m['test_ll'] + 132.50:+.2f} | {m['test_elbo']:.2f} "
+               f"| -133.72 | {m['test_elbo'] + 133.72:+.2f} |")
+    table_2 = f"| 2 | S-VAE | {100 * m['knn_acc_100']:.1f} ± {100 * m['knn_acc_100_std']:.1f} | 77.9 |"
+    assert table_1 in text and table_2 in text
     models = sorted(p.name for p in (tmp_path / "records" / "models").glob("*.pt"))  # kept for M1+M2
     assert models == [name.replace(".json", ".pt") for name in records]
     # resumable: a second call finds every record done and only rewrites the table
@@ -125,3 +134,35 @@ def test_a_trained_grid_model_is_found_or_named_with_the_command_that_trains_it(
     found = trained_model(config, "paper", tmp_path)
     assert not found.training
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), found.state_dict().values()))
+
+
+@pytest.mark.parametrize("latent, params, code", [("normal", 20, 10), ("vmf", 12, 11), ("power", 12, 11)])
+def test_the_paper_architecture(latent, params, code):
+    # encoder 784-256-128 and a head for the family's parameters; decoder mirrored, d degrees of freedom
+    model = build_model(MnistConfig(latent=latent, dim=10))
+    linear = lambda net: [(m.in_features, m.out_features) for m in net if isinstance(m, torch.nn.Linear)]
+    assert linear(model.encoder) == [(784, 256), (256, 128), (128, params)]
+    assert linear(model.decoder.net) == [(code, 128), (128, 256), (256, 784)]
+    assert sum(isinstance(m, torch.nn.ReLU) for m in model.encoder) == 2
+    q = model.latent.posterior(torch.zeros(1, params))  # raw outputs 0: softplus(0) = log 2
+    if latent == "normal":
+        assert torch.allclose(q.base_dist.scale, torch.full((1, 10), math.log(2)))
+    else:
+        assert torch.allclose(q.concentration, torch.tensor([1 + math.log(2)]))
+        q = model.latent.posterior(torch.tensor([[3.0, 4.0] + [0.0] * 10]))
+        assert torch.allclose(q.loc[0, :2], torch.tensor([0.6, 0.8]))
+
+
+@pytest.mark.parametrize("latent, predicted", [("normal", 1), ("vmf", 0)])
+def test_knn_uses_cosine_distance_on_the_sphere(latent, predicted):
+    # the test code (0.2, 0.05) is nearest to class 1's short codes in Euclidean distance and to
+    # class 0's direction in angle: the sphere's codes are directions, their length means nothing
+    class Codes:
+        def embed(self, x):
+            return x
+
+    train_x = torch.tensor([[10.0, 0.0]] * 3 + [[0.1, 0.12]] * 3)
+    data = types.SimpleNamespace(train_x=train_x, train_y=torch.tensor([0] * 3 + [1] * 3),
+                                 test_x=torch.tensor([[0.2, 0.05]]), test_y=torch.tensor([predicted]))
+    config = MnistConfig(latent=latent, dim=1, knn_labels=(6,), knn_draws=4, knn_k=1)
+    assert knn_scores(Codes(), data, config) == {"knn_acc_6": 1.0, "knn_acc_6_std": 0.0}

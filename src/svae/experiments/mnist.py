@@ -290,8 +290,8 @@ def write_tables(configs, out_dir, table, profile: str) -> str:
                   "missing.", ""]
     lines += [
              "## Table 1: nats per image", "",
-             "| d | model | LL | paper LL | Δ LL | ELBO | paper ELBO | RE | paper RE | KL | paper KL |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| d | model | LL | paper LL | Δ LL | ELBO | paper ELBO | Δ ELBO | RE | paper RE | Δ RE | KL | paper KL | Δ KL |",
+             "|---|---|" + "---:|" * 12]
     for (d, latent), runs in sorted(groups.items()):
         paper = MNIST_TABLE1.get(d, {})
         column = {"normal": 0, "vmf": 1}.get(latent)
@@ -299,13 +299,12 @@ def write_tables(configs, out_dir, table, profile: str) -> str:
         for key, metric in (("ll", "test_ll"), ("elbo", "test_elbo"), ("re", "test_re"), ("kl", "test_kl")):
             mean, text = cell([r[metric] for r in runs])
             reference = paper[key][column] if column is not None and key in paper else None
-            row.append(text)
-            row.append(f"{reference:.2f}" if reference is not None else "—")
-            if key == "ll":
-                row.append(f"{mean - reference:+.2f}" if reference is not None else "—")
+            row += [text, f"{reference:.2f}" if reference is not None else "—",
+                    f"{mean - reference:+.2f}" if reference is not None else "—"]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"## Table 2: k-NN accuracy (%) on the latent means (k = {configs[0].knn_k}; cosine distance on "
-              f"the sphere, Euclidean for the Gaussian; {configs[0].knn_draws} random draws of the labelled set)", ""]
+              f"the sphere, Euclidean for the Gaussian; {configs[0].knn_draws} random draws of the labelled set; ± is "
+              "over seeds, or over the label draws where a cell has one seed)", ""]
     label_counts = sorted({int(k.split("_")[2]) for r in groups.values() for k in r[0] if k.startswith("knn_acc_") and not k.endswith("_std")})
     lines.append("| d | model | " + " | ".join(f"{n} labels | paper | Δ" for n in label_counts) + " |")
     lines.append("|---|---|" + "---:|---:|---:|" * len(label_counts))
@@ -314,6 +313,8 @@ def write_tables(configs, out_dir, table, profile: str) -> str:
         row = [str(d), NAMES[latent]]
         for n in label_counts:
             mean, text = cell([r[f"knn_acc_{n}"] for r in runs], scale=100, digits=1)
+            if len(runs) == 1 and configs[0].knn_draws > 1:
+                text += f" ± {100 * runs[0][f'knn_acc_{n}_std']:.1f}"
             reference = MNIST_TABLE2.get(d, {}).get(n, (None, None))[column] if column is not None else None
             row += [text, f"{reference:.1f}" if reference is not None else "—",
                     f"{mean - reference:+.1f}" if reference is not None else "—"]
