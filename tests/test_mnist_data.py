@@ -1,5 +1,6 @@
 """MNIST: the IDX reader, checksums, the fixed split, dynamic binarisation."""
 import gzip
+import io
 import math
 import os
 import shutil
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from svae.data.mnist import binarize, load_mnist, read_idx
+from svae.data.mnist import MIRRORS, binarize, load_mnist, read_idx
 from svae.data.store import ChecksumError
 
 
@@ -71,6 +72,62 @@ def test_corrupt_file_is_named(mirror, tmp_path):
     target.write_bytes(target.read_bytes()[:50])  # truncated gzip
     with pytest.raises(ChecksumError, match=r"t10k-labels-idx1-ubyte\.gz: cannot be read"):
         load_mnist(data_dir=tmp_path / "mirror", cache_dir=tmp_path / "cache2")
+
+
+def serve_from(mirror, requests, corrupt=None):
+    """urlopen for the canonical mirrors, answered from the local files (``corrupt``: a file served wrong)."""
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def urlopen(url, timeout=None):
+        requests.append(url)
+        if url.startswith(MIRRORS[0]):
+            raise OSError("unreachable")  # the first mirror is down: the second one serves
+        name = url.rsplit("/", 1)[1]
+        payload = (mirror / "mnist" / name).read_bytes()
+        if name == corrupt:
+            payload = gzip.compress(gzip.decompress(payload)[:-1])
+        return Response(payload)
+
+    return urlopen
+
+
+def test_download_fallback_is_verified_and_cached(mirror, tmp_path, monkeypatch):
+    # an online user without the mirror: the files come from the canonical addresses, are checked
+    # and cached, and a second load reads the cache without downloading again
+    requests = []
+    monkeypatch.setattr("urllib.request.urlopen", serve_from(mirror, requests))
+    empty = tmp_path / "no-mirror"
+    empty.mkdir()
+    data = load_mnist(data_dir=empty, cache_dir=tmp_path / "cache")
+    assert torch.equal(data.test_y, load_mnist(data_dir=mirror, cache_dir=tmp_path / "cache-mirror").test_y)
+    assert len(requests) == 8  # four files, each tried at the unreachable address first
+    load_mnist(data_dir=empty, cache_dir=tmp_path / "cache")
+    assert len(requests) == 8
+
+
+def test_download_failures_are_named(mirror, tmp_path, monkeypatch):
+    empty = tmp_path / "no-mirror"
+    empty.mkdir()
+    monkeypatch.setattr("urllib.request.urlopen", serve_from(mirror, [], corrupt="t10k-labels-idx1-ubyte.gz"))
+    with pytest.raises(ChecksumError, match=r"t10k-labels-idx1-ubyte.*: SHA-256"):
+        load_mnist(data_dir=empty, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "mnist" / "t10k-labels-idx1-ubyte").exists()  # nothing half written
+
+    def offline(url, timeout=None):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(OSError) as error:
+        load_mnist(data_dir=empty, cache_dir=tmp_path / "offline")
+    assert str(error.value) == (
+        f"MNIST file train-images-idx3-ubyte is neither in the data directory {empty / 'mnist'} nor in the cache "
+        f"{tmp_path / 'offline' / 'mnist'}, and could not be downloaded: {MIRRORS[0]}: network is unreachable; "
+        f"{MIRRORS[1]}: network is unreachable")
 
 
 def test_binarisation_statistics():

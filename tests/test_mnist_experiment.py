@@ -166,3 +166,20 @@ def test_knn_uses_cosine_distance_on_the_sphere(latent, predicted):
                                  test_x=torch.tensor([[0.2, 0.05]]), test_y=torch.tensor([predicted]))
     config = MnistConfig(latent=latent, dim=1, knn_labels=(6,), knn_draws=4, knn_k=1)
     assert knn_scores(Codes(), data, config) == {"knn_acc_6": 1.0, "knn_acc_6_std": 0.0}
+
+
+def test_torchrun_trains_the_command_data_parallel(tmp_path, mirror, cache):
+    # `torchrun ... svae mnist`: gloo on CPU, one micro-batch per process, rank 0 alone evaluates and
+    # writes the record, which matches one process with as many micro-batches
+    common = ["mnist", "--latent", "vmf", "--dim", "2", "--profile", "smoke", "--data-dir", str(mirror),
+              "--cache-dir", str(cache)]
+    svae(*common, "--micro-batches", "2", "--json", str(tmp_path / "one.json"))
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    "-m", "svae.cli", *common, "--json", str(tmp_path / "two.json")],
+                   check=True, capture_output=True, timeout=600)
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert two["config"]["micro_batches"] == 2 and two["config"] == one["config"]
+    assert two["metrics"].keys() == one["metrics"].keys()
+    for key, value in one["metrics"].items():
+        assert two["metrics"][key] == pytest.approx(value, abs=1e-3), key
+    assert len(list(tmp_path.glob("*.json"))) == 2  # the other process wrote nothing
