@@ -19,9 +19,10 @@ def svae(*args, check=True, cwd=None):
 
 def test_one_run_writes_the_metrics(tmp_path, mirror, cache):
     out = tmp_path / "run.json"
-    svae("mnist", "--latent", "vmf", "--dim", "2", "--profile", "smoke", "--json", str(out),
+    svae("mnist", "--latent", "vmf", "--dim", "2", "--profile", "smoke", "--hidden", "64", "32", "--json", str(out),
          "--data-dir", str(mirror), "--cache-dir", str(cache))
     record = json.loads(out.read_text())
+    assert record["config"]["hidden"] == [64, 32]
     metrics = record["metrics"]
     assert {"test_ll", "test_elbo", "test_re", "test_kl", "knn_acc_100", "knn_acc_100_std"} <= set(metrics)
     assert metrics["test_ll"] >= metrics["test_elbo"] - 1.0  # the IWAE bound is above the ELBO (up to noise)
@@ -92,6 +93,7 @@ def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):
     (["--latent", "vmf", "--dim", "0"], "dim must be an int >= 1"),
     (["--latent", "vmf", "--dim", "2", "--epochs", "0"], "epochs must be an int >= 1"),
     (["--latent", "vmf", "--dim", "2", "--patience", "-1"], "--patience must be >= 0 (0 turns early stopping off)"),
+    (["--latent", "vmf", "--dim", "2", "--hidden", "64", "0"], "hidden must be one or more layer widths >= 1"),
 ])
 def test_bad_arguments(args, message):
     result = svae("mnist", *args, check=False)
@@ -144,6 +146,8 @@ def test_the_paper_architecture(latent, params, code):
     assert linear(model.encoder) == [(784, 256), (256, 128), (128, params)]
     assert linear(model.decoder.net) == [(code, 128), (128, 256), (256, 784)]
     assert sum(isinstance(m, torch.nn.ReLU) for m in model.encoder) == 2
+    narrow = build_model(MnistConfig(latent=latent, dim=10, hidden=(32,)))  # sizes are configurable
+    assert linear(narrow.encoder) == [(784, 32), (32, params)] and linear(narrow.decoder.net) == [(code, 32), (32, 784)]
     q = model.latent.posterior(torch.zeros(1, params))  # raw outputs 0: softplus(0) = log 2
     if latent == "normal":
         assert torch.allclose(q.base_dist.scale, torch.full((1, 10), math.log(2)))

@@ -130,7 +130,7 @@ def _mnist(args) -> int:
     from svae.records import write_record
 
     torch.distributions.Distribution.set_default_validate_args(False)
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_epochs", "patience",
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_epochs", "patience", "hidden",
                                                 "ll_samples", "correction", "device", "micro_batches")
                  if getattr(args, k) is not None}
     if args.patience is not None and args.patience < 0:
@@ -301,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--warmup-epochs", dest="warmup_epochs", type=int)
     mn.add_argument("--patience", type=int,
                     help="epochs without a better validation ELBO before stopping (the profile's; 0: never stop early)")
+    mn.add_argument("--hidden", type=int, nargs="+", metavar="WIDTH",
+                    help="the encoder's hidden widths, mirrored by the decoder (default: the paper's 256 128)")
     mn.add_argument("--ll-samples", dest="ll_samples", type=int, help="importance samples per test image (500)")
     mn.add_argument("--correction", action=argparse.BooleanOptionalAction, default=None,
                     help="rejection-sampling gradient correction for the vMF (default off)")

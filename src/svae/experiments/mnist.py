@@ -54,6 +54,8 @@ class MnistConfig:
         if self.ll_samples < 1 or self.knn_draws < 1:
             raise ValueError("ll_samples and knn_draws must be >= 1")
         self.hidden = tuple(self.hidden)
+        if not self.hidden or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.hidden):
+            raise ValueError(f"hidden must be one or more layer widths >= 1, got {self.hidden!r}")
         self.knn_labels = tuple(self.knn_labels)
         self.train_config()  # validates epochs, batch size, learning rate, ... before any data is read
 
