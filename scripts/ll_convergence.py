@@ -7,8 +7,8 @@ The paper's LL (and `svae mnist`'s) is the importance-sampling bound with 500 sa
 posterior; it rises towards log p(x) as the number of samples K grows, by less the closer the
 posterior is to the true one. This script takes the model that `svae reproduce mnist --profile
 PROFILE` trained and saved for (`--latent`, `--dim`) and estimates the bound on the first
-`--images` test images, with one binarisation of them (seeded) shared by every K, so that the
-differences between the K are the estimator's and not the data's. K = 1 is an unbiased estimate
+`--images` test images, binarised as `svae mnist` binarises them for the model's seed and shared
+by every K, so that the differences between the K are the estimator's and not the data's. K = 1 is an unbiased estimate
 of the ELBO. It records the mean bound for every K, and the mean and standard error over images of
 the gain from each K to the largest.
 """
@@ -21,8 +21,7 @@ import time
 import torch
 from trained_mnist import add_model_arguments, load_trained, write_model_record
 
-from svae.data.mnist import binarize
-from svae.experiments.mnist import load_data
+from svae.experiments.mnist import binarized_test_set, load_data
 from svae.nn.objectives import importance_log_likelihood
 
 
@@ -44,9 +43,7 @@ def main(argv=None):
         parser.error(f"--samples must be >= 1 and --images in [2, 10000], got {args.samples} and {args.images}")
     start = time.time()
     config, model = load_trained(parser, args)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed + 7919)
-        x = binarize(load_data(config, data_dir=args.data_dir).test_x[:args.images])
+    x = binarized_test_set(load_data(config, data_dir=args.data_dir).test_x, config)[:args.images]
     samples = sorted(set(args.samples))
     bounds = {k: per_image_bounds(model, x, k, seed=config.seed + k) for k in samples}
     largest = bounds[samples[-1]]

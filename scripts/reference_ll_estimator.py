@@ -29,7 +29,7 @@ from dataclasses import replace
 import torch
 from trained_mnist import add_grid_arguments, load_trained
 
-from svae.experiments.mnist import load_data, test_log_likelihood
+from svae.experiments.mnist import binarized_test_set, load_data, test_log_likelihood
 from svae.experiments.paper import MNIST_TABLE1
 from svae.records import write_record
 
@@ -59,14 +59,15 @@ def main(argv=None):
     if args.samples < 1:
         parser.error(f"--samples must be >= 1, got {args.samples}")
     start = time.time()
-    metrics, data = {}, None
+    metrics, images = {}, None
     for dim, latent, seed in itertools.product(args.dims, args.latents, args.seeds):
         config, model = load_trained(parser, args, latent=latent, dim=dim, seed=seed)
         config = replace(config, ll_samples=args.samples)  # how to evaluate, not what was trained
-        data = data or load_data(config, data_dir=args.data_dir)
+        images = images if images is not None else load_data(config, data_dir=args.data_dir).test_x
+        test_x = binarized_test_set(images, config)  # the binary images `svae mnist` evaluates this seed on
         name = f"{latent}_d{dim}" + (f"_seed{seed}" if seed else "")
-        metrics[f"{name}_ll"] = test_log_likelihood(model, data.test_x, config)
-        metrics[f"{name}_reference_estimator"] = test_log_likelihood(model, data.test_x, config,
+        metrics[f"{name}_ll"] = test_log_likelihood(model, test_x, config)
+        metrics[f"{name}_reference_estimator"] = test_log_likelihood(model, test_x, config,
                                                                      estimate=reference_estimate)
         paper = MNIST_TABLE1.get(dim, {}).get("ll", (None, None))[FAMILY_INDEX[latent]]
         metrics[f"{name}_paper_ll"] = paper

@@ -27,7 +27,7 @@ from trained_mnist import add_model_arguments, load_trained, write_model_record
 from svae.distributions import VonMisesFisher
 from svae.distributions.householder import rotate_from_pole, tangent_directions
 from svae.distributions.wood import envelope_b
-from svae.experiments.mnist import load_data, test_log_likelihood
+from svae.experiments.mnist import binarized_test_set, load_data, test_log_likelihood
 from svae.special import iv_ratio
 
 
@@ -71,7 +71,8 @@ def main(argv=None):
     start = time.time()
     config, model = load_trained(parser, args, latent="vmf")
     data = load_data(config, data_dir=args.data_dir)
-    metrics = {"test_ll_exact_sampler": test_log_likelihood(model, data.test_x, config)}
+    test_x = binarized_test_set(data.test_x, config)
+    metrics = {"test_ll_exact_sampler": test_log_likelihood(model, test_x, config)}
     exact_posterior = model.posterior
 
     def reference_posterior(x):
@@ -79,7 +80,7 @@ def main(argv=None):
         return ReferenceSampledVMF(q.loc, q.concentration)
 
     model.posterior = reference_posterior
-    metrics["test_ll_reference_sampler"] = test_log_likelihood(model, data.test_x, config)
+    metrics["test_ll_reference_sampler"] = test_log_likelihood(model, test_x, config)
     metrics["test_ll_shift"] = metrics["test_ll_reference_sampler"] - metrics["test_ll_exact_sampler"]
 
     with torch.no_grad():

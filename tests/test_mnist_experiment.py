@@ -9,7 +9,8 @@ import pytest
 
 import torch
 
-from svae.experiments.mnist import MnistConfig, build_model, knn_scores, load_model, model_path, save_model, trained_model
+from svae.experiments.mnist import (MnistConfig, binarized_test_set, build_model, knn_scores, load_model, model_path,
+                                    save_model, test_log_likelihood, trained_model)
 
 
 def svae(*args, check=True, cwd=None):
@@ -187,3 +188,26 @@ def test_torchrun_trains_the_command_data_parallel(tmp_path, mirror, cache):
     for key, value in one["metrics"].items():
         assert two["metrics"][key] == pytest.approx(value, abs=1e-3), key
     assert len(list(tmp_path.glob("*.json"))) == 2  # the other process wrote nothing
+
+
+def test_every_metric_and_model_of_a_seed_sees_one_binarisation_of_the_test_images():
+    x = torch.rand(30, 784)
+    binary = binarized_test_set(x, MnistConfig(latent="vmf", dim=2))
+    assert set(binary.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(binary, binarized_test_set(x, MnistConfig(latent="normal", dim=40)))
+    assert not torch.equal(binary, binarized_test_set(x, MnistConfig(latent="vmf", dim=2, seed=1)))
+
+    def batch_starts(draws_per_batch):
+        # an estimator that draws more or less randomness per batch, as two models' samplers do
+        starts = []
+
+        def estimate(model, batch, samples):
+            starts.append(torch.rand(()).item())
+            torch.rand(draws_per_batch)
+            return batch.sum(-1)
+
+        value = test_log_likelihood(None, binary, MnistConfig(), batch_size=10, estimate=estimate)
+        return starts, value
+
+    assert batch_starts(1) == batch_starts(7)
+    assert batch_starts(1)[1] == binary.sum().item() / 30  # the images are not binarised again

@@ -69,8 +69,8 @@ class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss."""
 
 
-def _stream_seed(*parts: int) -> int:
-    """A seed for the global RNG from integers (e.g. seed, step, micro-batch), below 2^63."""
+def stream_seed(*parts: int) -> int:
+    """A seed for a random stream from integers (e.g. seed, step, micro-batch), below 2^63."""
     value = 0x9E3779B97F4A7C15
     for part in parts:
         value = (value * 6364136223846793005 + part + 1442695040888963407) % (1 << 63)
@@ -88,7 +88,7 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Cal
     sums, count = {}, 0
     with torch.random.fork_rng(devices=[]):
         for start in range(0, len(x), batch_size):
-            torch.manual_seed(_stream_seed(seed, start))
+            torch.manual_seed(stream_seed(seed, start))
             batch = x[start:start + batch_size]
             batch = transform(batch) if transform else batch
             terms = objective(model, batch)
@@ -176,7 +176,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             break
         model.train()
         kl_weight = config.kl_weight_at(epoch)
-        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(_stream_seed(config.seed, epoch)))
+        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(stream_seed(config.seed, epoch)))
         sums, count, shown = {}, 0, time.monotonic()
         for first in range(0, len(order), config.batch_size):
             state["step"] += 1
@@ -185,7 +185,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             for shard, shard_index in enumerate(batch_index.tensor_split(config.micro_batches)):
                 if shard % world != rank or len(shard_index) == 0:
                     continue
-                torch.manual_seed(_stream_seed(config.seed, state["step"], shard))
+                torch.manual_seed(stream_seed(config.seed, state["step"], shard))
                 x = train_x[shard_index].to(config.device)
                 x = transform(x) if transform else x
                 terms = objective(model, x, kl_weight=kl_weight, correction=config.correction)
@@ -218,7 +218,7 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         # the noise of a one-sample ELBO (0.05-0.09 nats on MNIST's 10 000 validation images,
         # scripts/validation_noise.py). Late in training that noise exceeds what an epoch gains,
         # and one lucky epoch's score could end the run while the model still improves.
-        val = evaluate(model, val_x.to(config.device), transform=transform, seed=_stream_seed(config.seed, 0),
+        val = evaluate(model, val_x.to(config.device), transform=transform, seed=stream_seed(config.seed, 0),
                        objective=objective)
         if monitor is not None:
             with torch.no_grad():

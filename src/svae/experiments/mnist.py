@@ -21,7 +21,7 @@ from svae.metrics import knn_accuracy
 from svae.nn.latent import FAMILIES, latent_family
 from svae.nn.objectives import importance_log_likelihood
 from svae.nn.vae import VAE
-from svae.train import TrainConfig, evaluate, fit
+from svae.train import TrainConfig, evaluate, fit, stream_seed
 
 DIMS = (2, 5, 10, 20, 40)
 
@@ -98,20 +98,30 @@ def knn_scores(model: VAE, data, config: MnistConfig) -> dict:
     return scores
 
 
+# Streams of a run's test evaluation, after its seed: the test images' binarisation, the sampling.
+_TEST_IMAGES, _TEST_SAMPLING = 7919, 104729
+
+
+def binarized_test_set(x: torch.Tensor, config: MnistConfig) -> torch.Tensor:
+    """The test images binarised once, from the run's seed alone: a run's ELBO, reconstruction, KL
+    and log-likelihood are measured on the same binary images, and so are all models of one seed."""
+    return binarize(x, torch.Generator().manual_seed(stream_seed(config.seed, _TEST_IMAGES)))
+
+
 @torch.no_grad()
 def test_log_likelihood(model: VAE, x: torch.Tensor, config: MnistConfig, batch_size: int = 100,
                         estimate=importance_log_likelihood) -> float:
-    """Mean importance-sampled log-likelihood of binarised test images (one binarisation, seeded).
+    """Mean importance-sampled log-likelihood of the binary test images ``x`` (:func:`binarized_test_set`).
 
-    ``estimate(model, batch, samples)``, one value per image, replaces the importance-sampling
-    estimate to evaluate another estimator under the same protocol.
+    Each batch draws its samples from a seed of its own, so that two models (or estimators) see the
+    same random numbers batch by batch. ``estimate(model, batch, samples)``, one value per image,
+    replaces the importance-sampling estimate to evaluate another estimator under the same protocol.
     """
     total = 0.0
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed + 7919)
         for start in range(0, len(x), batch_size):
-            batch = binarize(x[start:start + batch_size])
-            total += estimate(model, batch, config.ll_samples).sum().item()
+            torch.manual_seed(stream_seed(config.seed, _TEST_SAMPLING, start))
+            total += estimate(model, x[start:start + batch_size], config.ll_samples).sum().item()
     return total / len(x)
 
 
@@ -192,8 +202,9 @@ def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, 
     if model_path is not None:
         save_model(model_path, model, config)
     model.eval()
-    test = evaluate(model, data.test_x, transform=binarize, seed=config.seed + 104729)
-    metrics = {"test_ll": test_log_likelihood(model, data.test_x, config), "test_elbo": test["elbo"],
+    test_x = binarized_test_set(data.test_x, config)
+    test = evaluate(model, test_x, seed=stream_seed(config.seed, _TEST_SAMPLING))
+    metrics = {"test_ll": test_log_likelihood(model, test_x, config), "test_elbo": test["elbo"],
                "test_re": test["recon"], "test_kl": test["kl"], **knn_scores(model, data, config),
                "best_epoch": fitted["best_epoch"], "epochs_run": len(fitted["history"])}
     record = {"config": asdict(config), "metrics": metrics, "history": fitted["history"],
