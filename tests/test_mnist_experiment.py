@@ -9,8 +9,9 @@ import pytest
 
 import torch
 
+from svae.experiments import mnist as mnist_experiment  # its test_log_likelihood is no test: not imported bare
 from svae.experiments.mnist import (MnistConfig, binarized_test_set, build_model, knn_scores, load_model, model_path,
-                                    save_model, test_log_likelihood, trained_model)
+                                    save_model, trained_model)
 
 
 def svae(*args, check=True, cwd=None):
@@ -176,18 +177,18 @@ def test_knn_uses_cosine_distance_on_the_sphere(latent, predicted):
 def test_torchrun_trains_the_command_data_parallel(tmp_path, mirror, cache):
     # `torchrun ... svae mnist`: gloo on CPU, one micro-batch per process, rank 0 alone evaluates and
     # writes the record, which matches one process with as many micro-batches
-    common = ["mnist", "--latent", "vmf", "--dim", "2", "--profile", "smoke", "--data-dir", str(mirror),
-              "--cache-dir", str(cache)]
+    common = ["mnist", "--latent", "vmf", "--dim", "2", "--profile", "smoke", "--device", "cpu", "--data-dir",
+              str(mirror), "--cache-dir", str(cache)]
     svae(*common, "--micro-batches", "2", "--json", str(tmp_path / "one.json"))
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    "-m", "svae.cli", *common, "--json", str(tmp_path / "two.json")],
-                   check=True, capture_output=True, timeout=600)
+    two_processes = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                    "2", "-m", "svae.cli", *common, "--json", str(tmp_path / "two.json")],
+                                   check=True, capture_output=True, text=True, timeout=600)
+    assert two_processes.stdout.count("record written to") == 1
     one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert two["config"]["micro_batches"] == 2 and two["config"] == one["config"]
     assert two["metrics"].keys() == one["metrics"].keys()
     for key, value in one["metrics"].items():
         assert two["metrics"][key] == pytest.approx(value, abs=1e-3), key
-    assert len(list(tmp_path.glob("*.json"))) == 2  # the other process wrote nothing
 
 
 def test_every_metric_and_model_of_a_seed_sees_one_binarisation_of_the_test_images():
@@ -206,8 +207,29 @@ def test_every_metric_and_model_of_a_seed_sees_one_binarisation_of_the_test_imag
             torch.rand(draws_per_batch)
             return batch.sum(-1)
 
-        value = test_log_likelihood(None, binary, MnistConfig(), batch_size=10, estimate=estimate)
+        value = mnist_experiment.test_log_likelihood(None, images, MnistConfig(), batch_size=10, estimate=estimate)
         return starts, value
 
+    images = binary
     assert batch_starts(1) == batch_starts(7)
-    assert batch_starts(1)[1] == binary.sum().item() / 30  # the images are not binarised again
+    images = x  # grey levels reach the estimator as they are: test_log_likelihood does not binarise
+    assert batch_starts(1)[1] == pytest.approx(x.sum().item() / 30)
+
+
+def test_the_test_figures_of_a_model_share_one_binarisation(monkeypatch):
+    seen = {}
+
+    def record(name, value):
+        def capture(model, x, *args, **kwargs):
+            seen[name] = x
+            return value
+        return capture
+
+    monkeypatch.setattr(mnist_experiment, "evaluate", record("elbo", {"elbo": -1.0, "recon": -0.5, "kl": 0.5}))
+    monkeypatch.setattr(mnist_experiment, "test_log_likelihood", record("ll", -0.9))
+    monkeypatch.setattr(mnist_experiment, "knn_scores", lambda *args: {})
+    config = MnistConfig(latent="vmf", dim=2)
+    data = types.SimpleNamespace(test_x=torch.rand(20, 784))
+    metrics = mnist_experiment.evaluate_on_test_set(build_model(config), data, config)
+    assert metrics == {"test_ll": -0.9, "test_elbo": -1.0, "test_re": -0.5, "test_kl": 0.5}
+    assert seen["ll"] is seen["elbo"] and torch.equal(seen["ll"], binarized_test_set(data.test_x, config))

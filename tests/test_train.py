@@ -87,6 +87,22 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
         fit(model, train_x, val_x, TrainConfig(epochs=2, batch_size=50, lr=0.1), progress=False, checkpoint=tmp_path / "c.pt")
 
 
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    model, train_x, val_x = problem("vmf")
+    config = TrainConfig(epochs=2, batch_size=50)
+    fit(model, train_x, val_x, config, progress=False, checkpoint=tmp_path / "c.pt", stop_after=1)
+    power, _, _ = problem("power")  # the same shapes: only the family tells them apart
+    with pytest.raises(ValueError, match=r"written for another model \(latent VonMisesFisherLatent\(dim=3\), "
+                                         r"not PowerSphericalLatent\(dim=3\)\)"):
+        fit(power, train_x, val_x, config, progress=False, checkpoint=tmp_path / "c.pt")
+    wider = VAE.mlp(20, (24,), latent_family("vmf", 3), "bernoulli")
+    with pytest.raises(ValueError, match=r"written for another model \(decoder.net.0.bias of shape \[16\], not "
+                                         r"\[24\]; "):
+        fit(wider, train_x, val_x, config, progress=False, checkpoint=tmp_path / "c.pt")
+    model, _, _ = problem("vmf")
+    assert fit(model, train_x, val_x, config, progress=False, checkpoint=tmp_path / "c.pt")["finished"]
+
+
 def test_checkpoint_resumes_on_another_device(tmp_path):
     # the device is where a run trains, not part of it (a GPU checkpoint resumes on a CPU)
     model, train_x, val_x = problem("normal")

@@ -144,6 +144,10 @@ def _mnist(args) -> int:
         on_gpu = torch.device(args.device).type == "cuda"
         if on_gpu:  # one GPU per process, numbered by torchrun's LOCAL_RANK
             local_rank = int(os.environ["LOCAL_RANK"])
+            if local_rank >= torch.cuda.device_count():
+                args.parser.error(f"--device {args.device} under torchrun takes one GPU per process, and process "
+                                  f"{local_rank} has none ({torch.cuda.device_count()} on this machine); start "
+                                  f"fewer processes or pass --device cpu")
             torch.cuda.set_device(local_rank)
             overrides["device"] = f"cuda:{local_rank}"
         dist.init_process_group("nccl" if on_gpu else "gloo")
@@ -223,16 +227,16 @@ def add_cache_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def device_argument(value: str) -> str:
-    """``--device``: a device this machine has (cpu, cuda, cuda:N or mps)."""
+    """``--device``: cpu, or a CUDA device this machine has (cuda, cuda:N).
+
+    Not mps: training and evaluation accumulate in float64, which Apple's GPUs lack."""
     try:
         device = torch.device(value)
     except RuntimeError:
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {value!r}") from None
-    available = {"cpu": True, "mps": torch.backends.mps.is_available(),
-                 "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()}
-    if device.type not in available:
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {value!r}")
-    if not available[device.type]:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {value!r}")
+    if device.type == "cuda" and not (device.index or 0) < torch.cuda.device_count():
         raise argparse.ArgumentTypeError(f"{value!r} is not available on this machine (torch {torch.__version__} "
                                          f"sees {torch.cuda.device_count()} CUDA device(s))")
     return value
@@ -241,7 +245,7 @@ def device_argument(value: str) -> str:
 def add_experiment_options(parser: argparse.ArgumentParser, run) -> None:
     """The options every training command shares: device, data, cache, JSON record."""
     parser.add_argument("--device", type=device_argument, default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="cpu, cuda, cuda:N or mps (default: cuda when available, else cpu)")
+                        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     add_data_dir(parser)
     add_cache_dir(parser)
     add_json(parser)

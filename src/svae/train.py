@@ -99,6 +99,25 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000, transform: Cal
     return {key: value / count for key, value in sums.items()}
 
 
+def _model_signature(model: torch.nn.Module) -> dict:
+    """What a checkpoint's model must share with the one resuming from it besides the training
+    configuration: the latent family (a vMF and a Power Spherical head have the same shapes) and
+    the shape of every parameter and buffer."""
+    return {"latent": repr(getattr(model, "latent", None)),
+            "shapes": {name: list(value.shape) for name, value in model.state_dict().items()}}
+
+
+def _check_same_model(checkpoint: Path, theirs: dict | None, ours: dict) -> None:
+    if theirs is None or theirs == ours:  # checkpoints written before signatures were kept are trusted
+        return
+    what = [f"latent {theirs['latent']}, not {ours['latent']}"] if theirs["latent"] != ours["latent"] else []
+    names = sorted(theirs["shapes"].keys() | ours["shapes"].keys())
+    what += [f"{name} of shape {theirs['shapes'].get(name)}, not {ours['shapes'].get(name)}" for name in names
+             if theirs["shapes"].get(name) != ours["shapes"].get(name)][:3]
+    raise ValueError(f"{checkpoint} was written for another model ({'; '.join(what)}); remove it to start this "
+                     f"run afresh")
+
+
 def _kept_checkpoint(checkpoint: Path | None, epoch: int) -> str:
     if checkpoint is not None and epoch:
         return f"the checkpoint of epoch {epoch} is kept at {checkpoint}"
@@ -140,6 +159,9 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         raise ValueError(f"micro_batches ({config.micro_batches}) must be a multiple of the number of "
                          f"processes ({world})")
     model.to(config.device)
+    if world > 1:  # every process starts from rank 0's weights, as DistributedDataParallel does
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, 0)
     # The fused kernel updates all parameters in one operation: at batch 64 on a CPU the default
     # implementation's loop over the parameters costs a quarter to a third of a step
     # (docs/performance.md). A resumed run keeps the implementation its checkpoint was written
@@ -158,14 +180,12 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
             raise ValueError(f"{checkpoint} was written with another configuration: "
                              + ", ".join(f"{k} = {theirs.get(k)!r}, not {ours.get(k)!r}" for k in differing)
                              + "; remove it to start this run afresh")
+        _check_same_model(checkpoint, saved.get("model_signature"), _model_signature(model))
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
     resumed_seconds = state.get("seconds", 0.0)  # training time of the sessions before this one
     parameters = [p for p in model.parameters() if p.requires_grad]
-    if world > 1:  # every process starts from rank 0's weights, as DistributedDataParallel does
-        for tensor in model.state_dict().values():
-            dist.broadcast(tensor, 0)
     done_epochs = state["epoch"]
     bar = tqdm(range(done_epochs + 1, config.epochs + 1), desc=desc, disable=not progress or rank != 0,
                leave=False, dynamic_ncols=True, initial=done_epochs, total=config.epochs)
@@ -239,9 +259,11 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
         state["seconds"] = resumed_seconds + time.time() - start_time
         if checkpoint is not None and rank == 0:
             saved = {"config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "state": state}
+                     "state": state, "model_signature": _model_signature(model)}
             atomic_write(checkpoint, lambda tmp: torch.save(saved, tmp))
-        bar.set_postfix({k: f"{v / max(count, 1):.2f}" for k, v in sums.items()} | {"val": f"{score:.2f}"})
+        # the epoch's figures over all processes, the loss (as drawn live) over this one's micro-batches
+        bar.set_postfix({"loss": f"{sums.get('loss', 0.0) / max(count, 1):.2f}"}
+                        | {k.replace("train_", ""): f"{v:.2f}" for k, v in train.items()} | {"val": f"{score:.2f}"})
     finished = state["epoch"] >= config.epochs or (
         config.patience is not None and state["epoch"] - state["best"]["epoch"] >= config.patience)
     model.load_state_dict(state["best"]["state"])
