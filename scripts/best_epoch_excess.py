@@ -41,8 +41,9 @@ def main(argv=None):
         record = read_record(path)
         best = record["metrics"]["best_epoch"]
         excess = best_epoch_excess(record["history"], best, args.window)
-        metrics[f"{path.stem}_excess"] = excess
-        print(f"{path.stem:>36}: best epoch {best:4d} of {len(record['history']):4d}, "
+        name = f"{path.parent.name}_{path.stem}"  # runs of one seed and size recur in several folders
+        metrics[f"{name}_excess"] = excess
+        print(f"{name:>40}: best epoch {best:4d} of {len(record['history']):4d}, "
               f"{excess:+.3f} nats above its neighbours")
     if args.json:
         config = {"records": [str(p) for p in args.records], "window": args.window}

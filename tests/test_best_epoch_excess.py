@@ -22,5 +22,5 @@ def test_excess_over_the_neighbours_within_the_window(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT), str(lucky), str(at_end), "--window", "2", "--json", str(out)],
                    check=True, capture_output=True)
     metrics = json.loads(out.read_text())["metrics"]
-    assert metrics["lucky_excess"] == pytest.approx(-5.0 - (-9.0 - 8.0 - 8.0 - 9.0) / 4)
-    assert metrics["at_end_excess"] == pytest.approx(-1.0 - (-3.0 - 2.0) / 2)
+    assert metrics[f"{tmp_path.name}_lucky_excess"] == pytest.approx(-5.0 - (-9.0 - 8.0 - 8.0 - 9.0) / 4)
+    assert metrics[f"{tmp_path.name}_at_end_excess"] == pytest.approx(-1.0 - (-3.0 - 2.0) / 2)
