@@ -20,9 +20,9 @@ def svae(*args, check=True, cwd=None):
 
 
 def test_one_run_writes_the_metrics(tmp_path, mirror, cache):
-    out = tmp_path / "run.json"
+    out, weights = tmp_path / "run.json", tmp_path / "models" / "run.pt"
     svae("mnist", "--latent", "vmf", "--dim", "2", "--profile", "smoke", "--hidden", "64", "32", "--json", str(out),
-         "--data-dir", str(mirror), "--cache-dir", str(cache))
+         "--model", str(weights), "--data-dir", str(mirror), "--cache-dir", str(cache))
     record = json.loads(out.read_text())
     assert record["config"]["hidden"] == [64, 32]
     metrics = record["metrics"]
@@ -30,6 +30,13 @@ def test_one_run_writes_the_metrics(tmp_path, mirror, cache):
     assert metrics["test_ll"] >= metrics["test_elbo"] - 1.0  # the IWAE bound is above the ELBO (up to noise)
     assert abs(metrics["test_elbo"] - (metrics["test_re"] - metrics["test_kl"])) < 1e-6
     assert len(record["codes"]) == len(record["labels"]) and len(record["codes"][0]) == 3  # S^2 in R^3
+    # --model keeps the weights the record evaluated: evaluated again, they give its figures exactly.
+    config = MnistConfig(**record["config"])
+    model = load_model(weights, config)
+    again = mnist_experiment.evaluate_on_test_set(model, mnist_experiment.load_data(config, data_dir=mirror,
+                                                                                   cache_dir=cache), config)
+    assert {k: again[k] for k in ("test_ll", "test_elbo", "knn_acc_100")} == {
+        k: metrics[k] for k in ("test_ll", "test_elbo", "knn_acc_100")}
 
 
 def test_smoke_profile_of_the_grid(tmp_path, mirror, cache):

@@ -156,7 +156,8 @@ def _mnist(args) -> int:
         config = MnistConfig(latent=args.latent, dim=args.dim, seed=args.seed, **{**PROFILES[args.profile], **overrides})
     except ValueError as error:
         args.parser.error(str(error))
-    record = run(config, data_dir=args.data_dir, cache_dir=args.cache_dir, checkpoint=args.checkpoint)
+    record = run(config, data_dir=args.data_dir, cache_dir=args.cache_dir, checkpoint=args.checkpoint,
+                 model_path=args.model)
     if record is None:  # a data-parallel worker other than rank 0: rank 0 evaluates and reports
         return 0
     m = record["metrics"]
@@ -313,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--micro-batches", dest="micro_batches", type=int,
                     help="micro-batches per step (gradient accumulation; default 1, or the torchrun world size)")
     mn.add_argument("--checkpoint", help="checkpoint file: written every epoch, resumed from if present")
+    mn.add_argument("--model", help="file to keep the trained weights in (with their configuration), for the "
+                                    "scripts that study one model; a grid's layout is <out>/models/<run>.pt")
     add_experiment_options(mn, _mnist)
 
     mm = commands.add_parser("m1m2", help="semi-supervised MNIST: M1+M2 with spherical / Gaussian latents (Table 3)")
