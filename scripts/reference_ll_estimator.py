@@ -14,9 +14,10 @@ through the prior and the posterior:
 That is not a bound on log p(x). Its expectation is RE + E[log (1/K) sum_k p(z_k)/q(z_k|x)], i.e. the
 ELBO plus a term that depends on the posterior alone (between 0 and KL(q || p), growing with K and
 with the spread of log p/q under q), not on the decoder. This script evaluates both estimators on
-the models `svae reproduce mnist --profile PROFILE` trained, over the 10 000 test images binarised
-as `svae mnist` binarises them (the same procedure and seed; the draws differ after the first batch,
-because the two estimators take different numbers of random draws), and sets both next to the paper's LL column (PAPER.md, Table 1).
+the models `svae reproduce mnist --profile PROFILE` trained (``--models`` names another grid's
+folder), over the 10 000 test images binarised as `svae mnist` binarises them for the seed
+(`binarized_test_set`; records written before it existed were evaluated on other draws), and sets
+both next to the paper's LL column (PAPER.md, Table 1).
 """
 from __future__ import annotations
 
