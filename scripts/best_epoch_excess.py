@@ -12,6 +12,7 @@ of a run). A run that stops on its trend gives an excess near 0; a lucky one a c
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 from pathlib import Path
@@ -41,7 +42,11 @@ def main(argv=None):
         record = read_record(path)
         best = record["metrics"]["best_epoch"]
         excess = best_epoch_excess(record["history"], best, args.window)
-        name = f"{path.parent.name}_{path.stem}"  # runs of one seed and size recur in several folders
+        # Runs of one seed and size recur in several folders, and grids share their profile folder's
+        # name (results/mnist/paper, results/mnist_v2/paper): a key names the two folders above it.
+        name = re.sub(r"[^a-z0-9_]", "_", f"{path.parent.parent.name}_{path.parent.name}_{path.stem}".lower())
+        if f"{name}_excess" in metrics:
+            parser.error(f"two records would share the key {name}_excess: {path} and one given before it")
         metrics[f"{name}_excess"] = excess
         print(f"{name:>40}: best epoch {best:4d} of {len(record['history']):4d}, "
               f"{excess:+.3f} nats above its neighbours")

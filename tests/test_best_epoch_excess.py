@@ -1,5 +1,6 @@
 """scripts/best_epoch_excess.py: how far a run's best validation score lies above its neighbours."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,5 +23,6 @@ def test_excess_over_the_neighbours_within_the_window(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT), str(lucky), str(at_end), "--window", "2", "--json", str(out)],
                    check=True, capture_output=True)
     metrics = json.loads(out.read_text())["metrics"]
-    assert metrics[f"{tmp_path.name}_lucky_excess"] == pytest.approx(-5.0 - (-9.0 - 8.0 - 8.0 - 9.0) / 4)
-    assert metrics[f"{tmp_path.name}_at_end_excess"] == pytest.approx(-1.0 - (-3.0 - 2.0) / 2)
+    folders = re.sub(r"[^a-z0-9_]", "_", f"{tmp_path.parent.name}_{tmp_path.name}".lower())  # snake_case keys
+    assert metrics[f"{folders}_lucky_excess"] == pytest.approx(-5.0 - (-9.0 - 8.0 - 8.0 - 9.0) / 4)
+    assert metrics[f"{folders}_at_end_excess"] == pytest.approx(-1.0 - (-3.0 - 2.0) / 2)
