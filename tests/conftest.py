@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from svae import native
+
 # Training code constructs distributions with validate_args=False; tests keep torch's default.
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,3 +28,14 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=["compiled", "torch"])
+def backend(request, monkeypatch):
+    """Runs a test with the compiled CPU loops (svae.native), then with the torch code alone, the
+    path of every other device. The loops must build here: the benchmarks' figures rest on them."""
+    if request.param == "torch":
+        monkeypatch.setattr(native, "kernels", lambda: None)
+    else:
+        assert native.kernels() is not None, "the compiled loops of svae/kernels.cpp did not build"
+    return request.param

@@ -59,7 +59,7 @@ KL_GRID = [(m, k) for m in [2, 3, 5, 10, 100, 1000, 4096] for k in [1e-6, 0.1, 1
 
 
 @pytest.mark.parametrize("dtype", [F64, torch.float32])
-def test_kl_vmf_uniform_against_mpmath(dtype):
+def test_kl_vmf_uniform_against_mpmath(dtype, backend):
     eps = torch.finfo(dtype).eps
     for m, kappa in KL_GRID:
         kap = torch.tensor(kappa, dtype=dtype, requires_grad=True)

@@ -32,6 +32,8 @@ from functools import lru_cache
 
 import torch
 
+from svae import native
+
 __all__ = ["log_ive", "log_ive_over_power", "iv_ratio", "iv_ratio_and_complement", "log_ive_over_power_and_ratio"]
 
 
@@ -187,8 +189,14 @@ class _Bessel(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, x, with_log_ive):
         ctx.set_materialize_grads(False)  # unused outputs give None, not 0 * inf at x = 0
-        log_ive_v, log_over_power, log_ratio = _bessel_terms(v, x, with_log_ive)
-        ratio, complement = log_ratio.exp(), -torch.expm1(log_ratio)
+        if x.dtype == torch.float64 and native.usable(x):
+            r0, coef, k = _constants(x.dtype, x.device)
+            v_tensor = v.contiguous() if isinstance(v, torch.Tensor) else None
+            log_ive_v, log_over_power, ratio, complement = native.kernels().bessel_terms(
+                x.contiguous(), v_tensor, 0.0 if v_tensor is not None else v, r0, coef, k.numel(), with_log_ive)
+        else:
+            log_ive_v, log_over_power, log_ratio = _bessel_terms(v, x, with_log_ive)
+            ratio, complement = log_ratio.exp(), -torch.expm1(log_ratio)
         ctx.v = v
         ctx.save_for_backward(x, ratio, complement)
         return log_ive_v, log_over_power, ratio, complement

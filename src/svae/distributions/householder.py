@@ -1,6 +1,8 @@
 """Turn a sampled cosine w = loc^T z into a point on the sphere, shared by vMF and Power Spherical."""
 import torch
 
+from svae import native
+
 
 def tangent_directions(shape: torch.Size, m: int, *, dtype=None, device=None) -> torch.Tensor:
     """``shape + (m,)`` unit vectors uniform on the great sphere orthogonal to ``e_1``.
@@ -32,6 +34,13 @@ def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: t
         one_minus_w, one_plus_w: tensors of the sample's batch shape.
         v: unit vectors orthogonal to ``e_1``, shaped like the sample (:func:`tangent_directions`).
     """
+    if native.usable(loc, one_minus_w, one_plus_w, v):
+        (loc_rows, v_rows), cosines = native.rows(v.shape, (loc, v), (one_minus_w, one_plus_w))
+        return _compiled_rotation(loc_rows, *cosines, v_rows).view(v.shape)
+    return _rotate(loc, one_minus_w, one_plus_w, v)
+
+
+def _rotate(loc, one_minus_w, one_plus_w, v):
     w = 0.5 * (one_plus_w - one_minus_w)
     # clamp: sqrt has an infinite derivative at 0, reached when a proposal lands exactly on a pole.
     sin_w = (one_minus_w * one_plus_w).clamp_min(torch.finfo(loc.dtype).tiny).sqrt()
@@ -40,3 +49,6 @@ def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: t
     z = (w - sin_w * d).unsqueeze(-1) * loc + sin_w.unsqueeze(-1) * v
     s_d = torch.where(loc_1 >= 0, d, -d)
     return torch.select_scatter(z, z[..., 0] - sin_w * s_d, -1, 0)
+
+
+_compiled_rotation = native.compiled("rotate_from_pole", _rotate)

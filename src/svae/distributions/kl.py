@@ -18,7 +18,8 @@ def _check_same_sphere(p, q):
 
 
 def _broadcast(kl, p, q):
-    shape = torch.broadcast_shapes(p.batch_shape, q.batch_shape)
+    # The prior is usually unbatched; torch.broadcast_shapes costs more than the KL's arithmetic.
+    shape = torch.broadcast_shapes(p.batch_shape, q.batch_shape) if q.batch_shape else p.batch_shape
     return kl.expand(shape)
 
 

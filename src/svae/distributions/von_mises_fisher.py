@@ -8,7 +8,7 @@ import torch
 from svae.distributions.householder import rotate_from_pole, tangent_directions
 from svae.distributions.hyperspherical_uniform import log_sphere_area
 from svae.distributions.spherical import SphericalDistribution
-from svae.distributions.wood import accepted_complements, envelope_b
+from svae.distributions.wood import accepted_complements, envelope_b, wood_sample
 from svae.special import iv_ratio_and_complement, log_ive_over_power, log_ive_over_power_and_ratio
 
 __all__ = ["VonMisesFisher"]
@@ -99,15 +99,9 @@ class VonMisesFisher(SphericalDistribution):
         v = tangent_directions(shape, self.dim, dtype=self.loc.dtype, device=self.loc.device)
         if self.dim == 3:
             one_minus_w = self._inverse_cdf_one_minus_w(kappa)
-            one_plus_w = 2 - one_minus_w
-        else:
-            # w = h(eps, b) with the accepted eps held fixed: the pathwise gradient flows through b.
-            b = envelope_b(kappa, self.dim)
-            p, q = accepted_complements(b.detach(), self.dim)
-            denom = q + b * p
-            one_minus_w = 2 * b * p / denom
-            one_plus_w = 2 * q / denom
-        return rotate_from_pole(self.loc, one_minus_w, one_plus_w, v)
+            return rotate_from_pole(self.loc, one_minus_w, 2 - one_minus_w, v)
+        p, q = accepted_complements(envelope_b(kappa.detach(), self.dim), self.dim)
+        return wood_sample(self.loc, kappa, p, q, v)
 
     def _inverse_cdf_one_minus_w(self, kappa: torch.Tensor) -> torch.Tensor:
         """m = 3: 1 - w = -log(u + (1-u) e^{-2k}) / k exactly, with u ~ U(0, 1]."""

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import torch
 
+from svae import native
+from svae.distributions.householder import rotate_from_pole
+
 # Wood's envelope accepts at least 65.7 % of proposals for every (m, kappa) (0.66 for m = 2 at
 # large kappa, 0.70 for m >= 10 at kappa >> m, -> 1 for kappa << m). A round draws several
 # proposals per pending sample; later rounds take 8, leaving at most 0.343^8 = 2e-4 of the
@@ -30,31 +33,58 @@ def envelope_b(kappa: torch.Tensor, m: int) -> torch.Tensor:
     return (m - 1) / (2 * kappa + torch.hypot(2 * kappa, kappa.new_tensor(float(m - 1))))
 
 
-def _proposals(b: torch.Tensor, m: int, count: int):
-    """``count`` proposals per entry of ``b``: the complements (P, M) and the log acceptance ratio.
+def wood_sample(loc: torch.Tensor, kappa: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+                v: torch.Tensor) -> torch.Tensor:
+    """The sample with tangent direction ``v`` whose cosine ``w = h(eps, b)`` is the accepted
+    proposal (P, M) (:func:`accepted_complements`) under the envelope of ``kappa``, differentiable
+    in ``loc`` and ``kappa`` with the proposal held fixed: the pathwise gradient flows through b.
+    """
+    if native.usable(loc, kappa, p, q, v):
+        (loc_rows, v_rows), (kappa, p, q) = native.rows(v.shape, (loc, v), (kappa, p, q))
+        return _compiled_sample(loc_rows, kappa, p, q, v_rows).view(v.shape)
+    return _wood_sample(loc, kappa, p, q, v)
+
+
+def _wood_sample(loc, kappa, p, q, v):
+    b = envelope_b(kappa, loc.shape[-1])
+    denom = q + b * p
+    return rotate_from_pole(loc, 2 * b * p / denom, 2 * q / denom, v)
+
+
+_compiled_sample = native.compiled("wood_sample", _wood_sample)
+
+
+def _proposal_draws(b: torch.Tensor, m: int, count: int):
+    """The random numbers of ``count`` proposals per entry of ``b``: Gamma((m-1)/2) (half a
+    chi-square with m - 1 degrees of freedom), standard normal and standard exponential."""
+    shape = b.shape + (count,)
+    gamma = torch._standard_gamma(b.new_full(shape, 0.5 * (m - 1)))
+    normal = torch.randn(shape, dtype=b.dtype, device=b.device)
+    return gamma, normal, torch.empty_like(normal).exponential_()
+
+
+def _first_accepted(b: torch.Tensor, m: int, count: int):
+    """(P, M, accepted) of the first accepted of ``count`` proposals per entry of ``b``.
 
     eps ~ Beta(a, a), a = (m-1)/2, from one chi-square V ~ chi2(m-1) and one normal N (the
     Student-t representation of a symmetric Beta): with S = sqrt(N^2 + V), 2 eps - 1 = N/S, so
     P = S + N = 2 S eps and M = S - N = 2 S (1 - eps), the smaller of the two taken as V / (larger).
     Wood's test (m-1) log t - t + d >= log u becomes (m-1) (log1p(y) - y) >= log u with
     y = (1-b)(2 eps - 1) / (2 (1 - (1-b) eps)) = (1-b)(P - M) / (2 (M + bP)), because
-    ab = (m-1)(1+b)/4 exactly: no cancellation between terms of size m.
+    ab = (m-1)(1+b)/4 exactly: no cancellation between terms of size m. Where ``accepted`` is
+    False, (P, M) hold no sample. On the CPU one compiled loop (``kernels.cpp``) does the same.
     """
-    shape = b.shape + (count,)
-    b = b.unsqueeze(-1)
-    chi2 = 2 * torch._standard_gamma(b.new_full(shape, 0.5 * (m - 1)))
-    normal = torch.randn(shape, dtype=b.dtype, device=b.device)
+    gamma, normal, exponential = _proposal_draws(b, m, count)
+    if native.usable(b):
+        return native.kernels().first_accepted(b.contiguous(), gamma, normal, exponential, m)
+    chi2 = 2 * gamma
     larger = torch.sqrt(normal.square() + chi2) + normal.abs()
     smaller = chi2 / larger
     positive = normal >= 0
     p, q = torch.where(positive, larger, smaller), torch.where(positive, smaller, larger)
+    b = b.unsqueeze(-1)
     y = (1 - b) * (p - q) / (2 * (q + b * p))
-    log_u = -torch.empty_like(y).exponential_()
-    accept = (m - 1) * (torch.log1p(y) - y) >= log_u
-    return p, q, accept
-
-
-def _first_accepted(p, q, accept):
+    accept = (m - 1) * (torch.log1p(y) - y) >= -exponential
     first = accept.to(torch.uint8).argmax(-1, keepdim=True)
     return p.gather(-1, first).squeeze(-1), q.gather(-1, first).squeeze(-1), accept.any(-1)
 
@@ -69,13 +99,13 @@ def accepted_complements(b: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.T
     return an unaccepted proposal.
     """
     count = min(_MAX_PROPOSALS, max(2, _PROPOSAL_BUDGET // max(b.numel(), 1)))
-    p, q, done = _first_accepted(*_proposals(b, m, count))
+    p, q, done = _first_accepted(b, m, count)
     if bool(done.all()):
         return p, q
     p, q, done, flat_b = p.reshape(-1), q.reshape(-1), done.reshape(-1), b.reshape(-1)
     pending = (~done).nonzero().squeeze(-1)
     for _ in range(_MAX_ROUNDS - 1):
-        new_p, new_q, new_done = _first_accepted(*_proposals(flat_b[pending], m, _MAX_PROPOSALS))
+        new_p, new_q, new_done = _first_accepted(flat_b[pending], m, _MAX_PROPOSALS)
         p[pending[new_done]], q[pending[new_done]] = new_p[new_done], new_q[new_done]
         pending = pending[~new_done]
         if pending.numel() == 0:

@@ -1,0 +1,93 @@
+"""The compiled CPU loops of ``kernels.cpp``, built on first use, and when to use them.
+
+A training step samples a few dozen to a few hundred points; at that size the cost of the vMF's
+sampler and of its KL is the number of small tensor operations, not arithmetic, and one C++ loop
+replaces dozens of them. The torch code in ``distributions/wood.py``, ``distributions/householder.py``
+and ``special.py`` stays the reference and the path for every other device: the loops follow it
+operation for operation, and the tests hold the two together. They are built with torch's JIT
+extension builder, which needs a C++ compiler and ninja (the ``ninja`` package, a dependency,
+supplies the latter); the build takes half a minute once and is cached, in
+``TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``. Where it fails, a warning says why and
+the torch code runs. ``SVAE_NATIVE=0`` turns the loops off.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+
+def _put_ninja_on_path():
+    """torch's builder runs ``ninja`` from PATH; the ``ninja`` package installs it beside the
+    interpreter, which a virtual environment used without activating it leaves off PATH."""
+    if shutil.which("ninja") is None:
+        import ninja
+
+        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, os.environ.get("PATH", "")])
+
+
+@lru_cache(maxsize=None)
+def kernels():
+    """The compiled module, or None when it is turned off or cannot be built."""
+    if os.environ.get("SVAE_NATIVE", "1") == "0":
+        return None
+    try:
+        from torch.utils.cpp_extension import load
+
+        _put_ninja_on_path()
+        return load("svae_kernels", [str(Path(__file__).with_name("kernels.cpp"))], extra_cflags=["-O3"])
+    except Exception as error:  # no compiler or no ninja: the torch code does the same work
+        warnings.warn(f"svae: the compiled sampler kernels are unavailable, using pure torch ({error})",
+                      RuntimeWarning, stacklevel=2)
+        return None
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """Whether the loops can take these tensors: all on the CPU, of one dtype, float32 or float64,
+    and the loops built."""
+    dtype = tensors[0].dtype
+    return (
+        dtype in (torch.float32, torch.float64)
+        and all(t.device.type == "cpu" and t.dtype == dtype for t in tensors)
+        and kernels() is not None
+    )
+
+
+def rows(shape: torch.Size, vectors=(), scalars=()):
+    """The inputs of a loop over samples of ``shape`` = batch + (m,): each of ``vectors`` broadcast
+    to contiguous ``(n, m)`` rows and each of ``scalars`` to a contiguous ``(n,)``."""
+    m = shape[-1]
+    return ([t.expand(shape).reshape(-1, m).contiguous() for t in vectors],
+            [t.expand(shape[:-1]).reshape(-1).contiguous() for t in scalars])
+
+
+def compiled(name: str, reference):
+    """The kernel ``name`` as a differentiable function of its tensor inputs, with
+    ``name + "_backward"`` (grad_output, *inputs) -> gradients of the leading inputs as backward.
+
+    ``reference`` is the torch code the kernel follows: a double backward (``create_graph=True``)
+    differentiates it, so the compiled path supports everything the torch path does.
+    """
+
+    class Compiled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *inputs):
+            ctx.save_for_backward(*inputs)
+            return getattr(kernels(), name)(*inputs)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            inputs = ctx.saved_tensors
+            if torch.is_grad_enabled():
+                wanted = [t for t in inputs if t.requires_grad]
+                grads = iter(torch.autograd.grad(reference(*inputs), wanted, grad_output, create_graph=True))
+                return tuple(next(grads) if t.requires_grad else None for t in inputs)
+            grads = getattr(kernels(), name + "_backward")(grad_output.contiguous(), *inputs)
+            return *grads, *(None,) * (len(inputs) - len(grads))
+
+    Compiled.__name__ = Compiled.__qualname__ = f"Compiled_{name}"
+    return Compiled.apply
