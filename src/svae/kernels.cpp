@@ -19,6 +19,14 @@ void check_cpu(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), name, " must be a contiguous CPU tensor");
 }
 
+// Rows are independent: split them over torch's intra-op threads (a small batch takes one).
+template <typename F>
+void for_each_row(int64_t n, const F& body) {
+  at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) body(i);
+  });
+}
+
 // wood.py, _first_accepted(_proposals(...)) with its random numbers given: row i holds the draws of
 // `count` proposals for envelope b[i]; returns (P, M, accepted) of the first accepted one
 // (zeros where none was).
@@ -35,7 +43,7 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> first_accepted(
     scalar_t *p_ = p.data_ptr<scalar_t>(), *q_ = q.data_ptr<scalar_t>();
     bool* a_ = accepted.data_ptr<bool>();
     const scalar_t dof = static_cast<scalar_t>(m - 1);
-    for (int64_t i = 0; i < n; ++i) {
+    for_each_row(n, [&](int64_t i) {
       const scalar_t bi = b_[i];
       for (int64_t k = i * count; k < (i + 1) * count; ++k) {
         const scalar_t chi2 = 2 * g_[k], x = n_[k];
@@ -47,7 +55,7 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> first_accepted(
           break;
         }
       }
-    }
+    });
   });
   return {p, q, accepted};
 }
@@ -97,7 +105,7 @@ torch::Tensor rotate_from_pole(const torch::Tensor& loc, const torch::Tensor& on
     const scalar_t *l = loc.data_ptr<scalar_t>(), *v_ = v.data_ptr<scalar_t>();
     const scalar_t *a = one_minus_w.data_ptr<scalar_t>(), *c = one_plus_w.data_ptr<scalar_t>();
     scalar_t* z_ = z.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < n; ++i) rotate_row(l + i * m, a[i], c[i], v_ + i * m, z_ + i * m, m);
+    for_each_row(n, [&](int64_t i) { rotate_row(l + i * m, a[i], c[i], v_ + i * m, z_ + i * m, m); });
   });
   return z;
 }
@@ -113,8 +121,9 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> rotate_from_pole_backwar
     const scalar_t *g = grad_z.data_ptr<scalar_t>(), *l = loc.data_ptr<scalar_t>(), *v_ = v.data_ptr<scalar_t>();
     const scalar_t *a = one_minus_w.data_ptr<scalar_t>(), *c = one_plus_w.data_ptr<scalar_t>();
     scalar_t *gl = grad_loc.data_ptr<scalar_t>(), *ga = grad_a.data_ptr<scalar_t>(), *gc = grad_c.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < n; ++i)
+    for_each_row(n, [&](int64_t i) {
       std::tie(ga[i], gc[i]) = rotate_row_backward(g + i * m, l + i * m, a[i], c[i], v_ + i * m, gl + i * m, m);
+    });
   });
   return {grad_loc, grad_a, grad_c};
 }
@@ -139,11 +148,11 @@ torch::Tensor wood_sample(const torch::Tensor& loc, const torch::Tensor& kappa, 
     const scalar_t *l = loc.data_ptr<scalar_t>(), *k = kappa.data_ptr<scalar_t>(), *v_ = v.data_ptr<scalar_t>();
     const scalar_t *p_ = p.data_ptr<scalar_t>(), *q_ = q.data_ptr<scalar_t>();
     scalar_t* z_ = z.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < n; ++i) {
+    for_each_row(n, [&](int64_t i) {
       scalar_t b, hyp, a, c;
       wood_cosines(k[i], p_[i], q_[i], m, b, hyp, a, c);
       rotate_row(l + i * m, a, c, v_ + i * m, z_ + i * m, m);
-    }
+    });
   });
   return z;
 }
@@ -158,26 +167,31 @@ std::tuple<torch::Tensor, torch::Tensor> wood_sample_backward(
     const scalar_t *g = grad_z.data_ptr<scalar_t>(), *l = loc.data_ptr<scalar_t>(), *k = kappa.data_ptr<scalar_t>();
     const scalar_t *p_ = p.data_ptr<scalar_t>(), *q_ = q.data_ptr<scalar_t>(), *v_ = v.data_ptr<scalar_t>();
     scalar_t *gl = grad_loc.data_ptr<scalar_t>(), *gk = grad_kappa.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < n; ++i) {
+    for_each_row(n, [&](int64_t i) {
       scalar_t b, hyp, a, c;
       wood_cosines(k[i], p_[i], q_[i], m, b, hyp, a, c);
       const auto [grad_a, grad_c] = rotate_row_backward(g + i * m, l + i * m, a, c, v_ + i * m, gl + i * m, m);
       const scalar_t denom = q_[i] + b * p_[i];
       gk[i] = (grad_a - grad_c) * (2 * p_[i] * q_[i] / (denom * denom)) * (-2 * b / hyp);
-    }
+    });
   });
   return {grad_loc, grad_kappa};
 }
 
 
 // special.py, _debye_log_sum for one element: log sum_k r^-k P_k((nu/r)^2), coef[j][k] (row
-// stride `terms`) the coefficient of q^j in P_{k+1}(q).
+// stride `terms`) the coefficient of q^j in P_{k+1}(q), which is 0 for j > k + 1.
 inline double debye_log_sum(double nu, double r, const double* coef, int64_t terms) {
+  constexpr int64_t max_terms = 32;
+  TORCH_CHECK(terms < max_terms, "debye_log_sum: at most ", max_terms - 1, " terms");
   const double t = 1 / r, q = (nu * t) * (nu * t);
+  double q_powers[max_terms];
+  q_powers[0] = 1;
+  for (int64_t j = 1; j <= terms; ++j) q_powers[j] = q_powers[j - 1] * q;
   double sum = 0, t_power = 1;
   for (int64_t k = 0; k < terms; ++k) {
-    double poly = coef[k], q_power = 1;
-    for (int64_t j = 1; j <= terms; ++j) poly += (q_power *= q) * coef[j * terms + k];
+    double poly = coef[k];
+    for (int64_t j = 1; j <= k + 1; ++j) poly += q_powers[j] * coef[j * terms + k];
     sum += (t_power *= t) * poly;
   }
   return std::log1p(sum);
@@ -206,7 +220,7 @@ std::vector<torch::Tensor> bessel_terms(const torch::Tensor& x, const c10::optio
   double* li = with_log_ive ? log_ive.data_ptr<double>() : nullptr;
   double *lp = log_over_power.data_ptr<double>(), *ra = ratio.data_ptr<double>(), *co = complement.data_ptr<double>();
   const double lgamma_scalar = std::lgamma(v_scalar + 1);
-  for (int64_t i = 0; i < n; ++i) {
+  for_each_row(n, [&](int64_t i) {
     const double v = v_ ? v_[i] : v_scalar, xi = x_[i], v1 = v + 1;
     double log_ratio;
     if (xi * xi + v * v >= r0 * r0) {  // Olver's uniform expansion
@@ -232,7 +246,7 @@ std::vector<torch::Tensor> bessel_terms(const torch::Tensor& x, const c10::optio
     }
     ra[i] = std::exp(log_ratio);
     co[i] = -std::expm1(log_ratio);
-  }
+  });
   return {log_ive, log_over_power, ratio, complement};
 }
 
