@@ -27,24 +27,32 @@ void for_each_row(int64_t n, const F& body) {
   });
 }
 
-// wood.py, _first_accepted(_proposals(...)) with its random numbers given: row i holds the draws of
-// `count` proposals for envelope b[i]; returns (P, M, accepted) of the first accepted one
+// wood.py, envelope_b: b = (m-1) / (2 kappa + hypot(2 kappa, m-1)), with hypot = that root.
+template <typename T>
+inline T envelope_b(T kappa, int64_t m, T& hyp) {
+  hyp = std::hypot(2 * kappa, T(m - 1));
+  return T(m - 1) / (2 * kappa + hyp);
+}
+
+// wood.py, _first_accepted with its random numbers given: row i holds the draws of `count`
+// proposals under the envelope of kappa[i]; returns (P, M, accepted) of the first accepted one
 // (zeros where none was).
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> first_accepted(
-    const torch::Tensor& b, const torch::Tensor& gamma, const torch::Tensor& normal,
+    const torch::Tensor& kappa, const torch::Tensor& gamma, const torch::Tensor& normal,
     const torch::Tensor& exponential, int64_t m) {
-  for (auto* t : {&b, &gamma, &normal, &exponential}) check_cpu(*t, "first_accepted: every input");
-  const int64_t n = b.numel(), count = n ? gamma.numel() / n : 0;
-  auto p = torch::zeros_like(b), q = torch::zeros_like(b);
-  auto accepted = torch::zeros(b.sizes(), b.options().dtype(torch::kBool));
-  AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "first_accepted", [&] {
-    const scalar_t *b_ = b.data_ptr<scalar_t>(), *g_ = gamma.data_ptr<scalar_t>();
+  for (auto* t : {&kappa, &gamma, &normal, &exponential}) check_cpu(*t, "first_accepted: every input");
+  const int64_t n = kappa.numel(), count = n ? gamma.numel() / n : 0;
+  auto p = torch::zeros_like(kappa), q = torch::zeros_like(kappa);
+  auto accepted = torch::zeros(kappa.sizes(), kappa.options().dtype(torch::kBool));
+  AT_DISPATCH_FLOATING_TYPES(kappa.scalar_type(), "first_accepted", [&] {
+    const scalar_t *k_ = kappa.data_ptr<scalar_t>(), *g_ = gamma.data_ptr<scalar_t>();
     const scalar_t *n_ = normal.data_ptr<scalar_t>(), *e_ = exponential.data_ptr<scalar_t>();
     scalar_t *p_ = p.data_ptr<scalar_t>(), *q_ = q.data_ptr<scalar_t>();
     bool* a_ = accepted.data_ptr<bool>();
     const scalar_t dof = static_cast<scalar_t>(m - 1);
     for_each_row(n, [&](int64_t i) {
-      const scalar_t bi = b_[i];
+      scalar_t hyp;
+      const scalar_t bi = envelope_b(k_[i], m, hyp);
       for (int64_t k = i * count; k < (i + 1) * count; ++k) {
         const scalar_t chi2 = 2 * g_[k], x = n_[k];
         const scalar_t larger = std::sqrt(x * x + chi2) + std::abs(x), smaller = chi2 / larger;
@@ -133,8 +141,7 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> rotate_from_pole_backwar
 // rotated around loc. Backward: d(1-w)/db = -d(1+w)/db = 2PM/(M + bP)^2, db/dkappa = -2b/hypot.
 template <typename T>
 inline void wood_cosines(T kappa, T p, T q, int64_t m, T& b, T& hyp, T& a, T& c) {
-  hyp = std::hypot(2 * kappa, T(m - 1));
-  b = T(m - 1) / (2 * kappa + hyp);
+  b = envelope_b(kappa, m, hyp);
   const T denom = q + b * p;
   a = 2 * b * p / denom, c = 2 * q / denom;
 }
@@ -250,6 +257,48 @@ std::vector<torch::Tensor> bessel_terms(const torch::Tensor& x, const c10::optio
   return {log_ive, log_over_power, ratio, complement};
 }
 
+// special.py, _Bessel.backward: the gradient in x from the gradients of the four outputs (each
+// optional), with d log I_v/dx = R + v/x, d log(I_v/x^v)/dx = -(1 - R), and the Riccati equation
+// R' = (1 - R)(1 + R) - (2v + 1) R/x; at x = 0 the limits v/x -> inf (0 for v = 0) and
+// R/x -> 1/(2v + 2).
+torch::Tensor bessel_backward(const torch::Tensor& x, const c10::optional<torch::Tensor>& v_tensor, double v_scalar,
+                              const torch::Tensor& ratio, const torch::Tensor& complement,
+                              const c10::optional<torch::Tensor>& g_log_ive,
+                              const c10::optional<torch::Tensor>& g_log_over_power,
+                              const c10::optional<torch::Tensor>& g_ratio,
+                              const c10::optional<torch::Tensor>& g_complement) {
+  auto pointer = [&](const c10::optional<torch::Tensor>& t, const char* name) -> const double* {
+    if (!t) return nullptr;
+    check_cpu(*t, name);
+    TORCH_CHECK(t->numel() == x.numel() && t->scalar_type() == torch::kFloat64, name, " must be float64 shaped like x");
+    return t->data_ptr<double>();
+  };
+  check_cpu(x, "bessel_backward: x");
+  const double *x_ = pointer(x, "bessel_backward: x"), *v_ = pointer(v_tensor, "bessel_backward: v");
+  const double *ra = pointer(ratio, "bessel_backward: ratio"), *co = pointer(complement, "bessel_backward: complement");
+  const double *gi = pointer(g_log_ive, "bessel_backward: g_log_ive");
+  const double *gp = pointer(g_log_over_power, "bessel_backward: g_log_over_power");
+  const double *gr = pointer(g_ratio, "bessel_backward: g_ratio"), *gc = pointer(g_complement, "bessel_backward: g_complement");
+  auto grad = torch::empty_like(x);
+  double* g = grad.data_ptr<double>();
+  for_each_row(x.numel(), [&](int64_t i) {
+    const double v = v_ ? v_[i] : v_scalar, xi = x_[i];
+    const bool positive = xi > 0;
+    const double safe_x = positive ? xi : 1.0;
+    double total = 0;
+    if (gi) total += gi[i] * ((positive ? v / safe_x : (v > 0 ? INFINITY : 0.0)) - co[i]);
+    if (gp) total -= gp[i] * co[i];
+    if (gr || gc) {
+      const double r_over_x = positive ? ra[i] / safe_x : 1 / (2 * v + 2);
+      const double d_ratio = co[i] * (1 + ra[i]) - (2 * v + 1) * r_over_x;
+      if (gr) total += gr[i] * d_ratio;
+      if (gc) total -= gc[i] * d_ratio;
+    }
+    g[i] = total;
+  });
+  return grad;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
@@ -259,4 +308,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("wood_sample", &wood_sample);
   module.def("wood_sample_backward", &wood_sample_backward);
   module.def("bessel_terms", &bessel_terms);
+  module.def("bessel_backward", &bessel_backward);
 }

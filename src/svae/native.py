@@ -58,11 +58,13 @@ def usable(*tensors: torch.Tensor) -> bool:
 
 
 def rows(shape: torch.Size, vectors=(), scalars=()):
-    """The inputs of a loop over samples of ``shape`` = batch + (m,): each of ``vectors`` broadcast
-    to contiguous ``(n, m)`` rows and each of ``scalars`` to a contiguous ``(n,)``."""
-    m = shape[-1]
-    return ([t.expand(shape).reshape(-1, m).contiguous() for t in vectors],
-            [t.expand(shape[:-1]).reshape(-1).contiguous() for t in scalars])
+    """The inputs of a loop over samples of ``shape`` = batch + (m,), whose layout is contiguous
+    rows of m numbers: each of ``vectors`` broadcast to ``shape`` and each of ``scalars`` to
+    ``shape[:-1]``, contiguous."""
+    def flat(t, target):  # each view is a dispatched operation: skip them when none is needed
+        return t if t.shape == target and t.is_contiguous() else t.expand(target).contiguous()
+
+    return [flat(t, shape) for t in vectors], [flat(t, shape[:-1]) for t in scalars]
 
 
 def compiled(name: str, reference):

@@ -205,6 +205,12 @@ class _Bessel(torch.autograd.Function):
     def backward(ctx, g_log_ive, g_log_over_power, g_ratio, g_complement):
         x, ratio, complement = ctx.saved_tensors
         v = ctx.v
+        if x.dtype == torch.float64 and native.usable(x) and not torch.is_grad_enabled():
+            v_tensor = v.contiguous() if isinstance(v, torch.Tensor) else None
+            grads = [g if g is None else g.contiguous() for g in (g_log_ive, g_log_over_power, g_ratio, g_complement)]
+            return None, native.kernels().bessel_backward(
+                x, v_tensor, 0.0 if v_tensor is not None else v, ratio, complement, *grads), None
+        # The torch code below is differentiable again: it serves double backward too.
         positive = x > 0
         safe_x = torch.where(positive, x, torch.ones_like(x))
         grad = torch.zeros_like(x)

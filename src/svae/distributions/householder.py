@@ -36,7 +36,7 @@ def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: t
     """
     if native.usable(loc, one_minus_w, one_plus_w, v):
         (loc_rows, v_rows), cosines = native.rows(v.shape, (loc, v), (one_minus_w, one_plus_w))
-        return _compiled_rotation(loc_rows, *cosines, v_rows).view(v.shape)
+        return _compiled_rotation(loc_rows, *cosines, v_rows)
     return _rotate(loc, one_minus_w, one_plus_w, v)
 
 

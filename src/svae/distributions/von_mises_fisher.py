@@ -100,7 +100,7 @@ class VonMisesFisher(SphericalDistribution):
         if self.dim == 3:
             one_minus_w = self._inverse_cdf_one_minus_w(kappa)
             return rotate_from_pole(self.loc, one_minus_w, 2 - one_minus_w, v)
-        p, q = accepted_complements(envelope_b(kappa.detach(), self.dim), self.dim)
+        p, q = accepted_complements(kappa.detach(), self.dim)
         return wood_sample(self.loc, kappa, p, q, v)
 
     def _inverse_cdf_one_minus_w(self, kappa: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ def wood_sample(loc: torch.Tensor, kappa: torch.Tensor, p: torch.Tensor, q: torc
     """
     if native.usable(loc, kappa, p, q, v):
         (loc_rows, v_rows), (kappa, p, q) = native.rows(v.shape, (loc, v), (kappa, p, q))
-        return _compiled_sample(loc_rows, kappa, p, q, v_rows).view(v.shape)
+        return _compiled_sample(loc_rows, kappa, p, q, v_rows)
     return _wood_sample(loc, kappa, p, q, v)
 
 
@@ -54,17 +54,17 @@ def _wood_sample(loc, kappa, p, q, v):
 _compiled_sample = native.compiled("wood_sample", _wood_sample)
 
 
-def _proposal_draws(b: torch.Tensor, m: int, count: int):
-    """The random numbers of ``count`` proposals per entry of ``b``: Gamma((m-1)/2) (half a
+def _proposal_draws(kappa: torch.Tensor, m: int, count: int):
+    """The random numbers of ``count`` proposals per entry of ``kappa``: Gamma((m-1)/2) (half a
     chi-square with m - 1 degrees of freedom), standard normal and standard exponential."""
-    shape = b.shape + (count,)
-    gamma = torch._standard_gamma(b.new_full(shape, 0.5 * (m - 1)))
-    normal = torch.randn(shape, dtype=b.dtype, device=b.device)
+    shape = kappa.shape + (count,)
+    gamma = torch._standard_gamma(kappa.new_full(shape, 0.5 * (m - 1)))
+    normal = torch.randn(shape, dtype=kappa.dtype, device=kappa.device)
     return gamma, normal, torch.empty_like(normal).exponential_()
 
 
-def _first_accepted(b: torch.Tensor, m: int, count: int):
-    """(P, M, accepted) of the first accepted of ``count`` proposals per entry of ``b``.
+def _first_accepted(kappa: torch.Tensor, m: int, count: int):
+    """(P, M, accepted) of the first accepted of ``count`` proposals per entry of ``kappa``.
 
     eps ~ Beta(a, a), a = (m-1)/2, from one chi-square V ~ chi2(m-1) and one normal N (the
     Student-t representation of a symmetric Beta): with S = sqrt(N^2 + V), 2 eps - 1 = N/S, so
@@ -74,15 +74,15 @@ def _first_accepted(b: torch.Tensor, m: int, count: int):
     ab = (m-1)(1+b)/4 exactly: no cancellation between terms of size m. Where ``accepted`` is
     False, (P, M) hold no sample. On the CPU one compiled loop (``kernels.cpp``) does the same.
     """
-    gamma, normal, exponential = _proposal_draws(b, m, count)
-    if native.usable(b):
-        return native.kernels().first_accepted(b.contiguous(), gamma, normal, exponential, m)
+    gamma, normal, exponential = _proposal_draws(kappa, m, count)
+    if native.usable(kappa):
+        return native.kernels().first_accepted(kappa.contiguous(), gamma, normal, exponential, m)
     chi2 = 2 * gamma
     larger = torch.sqrt(normal.square() + chi2) + normal.abs()
     smaller = chi2 / larger
     positive = normal >= 0
     p, q = torch.where(positive, larger, smaller), torch.where(positive, smaller, larger)
-    b = b.unsqueeze(-1)
+    b = envelope_b(kappa, m).unsqueeze(-1)
     y = (1 - b) * (p - q) / (2 * (q + b * p))
     accept = (m - 1) * (torch.log1p(y) - y) >= -exponential
     first = accept.to(torch.uint8).argmax(-1, keepdim=True)
@@ -90,28 +90,28 @@ def _first_accepted(b: torch.Tensor, m: int, count: int):
 
 
 @torch.no_grad()
-def accepted_complements(b: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(P, M) of the first accepted proposal for every entry of ``b`` (no gradient).
+def accepted_complements(kappa: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, M) of the first accepted proposal under the envelope of every entry of ``kappa`` (no gradient).
 
     All entries at once: the first round draws min(8, max(2, 4096 / n)) proposals per entry (small
     batches pay a fixed cost per round, so they draw more and almost never need a second one);
     later rounds redraw only for the entries still pending. Raises RuntimeError rather than
     return an unaccepted proposal.
     """
-    count = min(_MAX_PROPOSALS, max(2, _PROPOSAL_BUDGET // max(b.numel(), 1)))
-    p, q, done = _first_accepted(b, m, count)
+    count = min(_MAX_PROPOSALS, max(2, _PROPOSAL_BUDGET // max(kappa.numel(), 1)))
+    p, q, done = _first_accepted(kappa, m, count)
     if bool(done.all()):
         return p, q
-    p, q, done, flat_b = p.reshape(-1), q.reshape(-1), done.reshape(-1), b.reshape(-1)
+    p, q, done, flat_kappa = p.reshape(-1), q.reshape(-1), done.reshape(-1), kappa.reshape(-1)
     pending = (~done).nonzero().squeeze(-1)
     for _ in range(_MAX_ROUNDS - 1):
-        new_p, new_q, new_done = _first_accepted(flat_b[pending], m, _MAX_PROPOSALS)
+        new_p, new_q, new_done = _first_accepted(flat_kappa[pending], m, _MAX_PROPOSALS)
         p[pending[new_done]], q[pending[new_done]] = new_p[new_done], new_q[new_done]
         pending = pending[~new_done]
         if pending.numel() == 0:
-            return p.reshape(b.shape), q.reshape(b.shape)
+            return p.reshape(kappa.shape), q.reshape(kappa.shape)
     raise RuntimeError(
-        f"VonMisesFisher.rsample: {pending.numel()} of {b.numel()} samples had no accepted proposal "
+        f"VonMisesFisher.rsample: {pending.numel()} of {kappa.numel()} samples had no accepted proposal "
         f"after {_MAX_ROUNDS} rounds; this happens only for non-finite parameters "
-        f"(envelope b of the first pending samples: {flat_b[pending[:5]].tolist()})"
+        f"(concentrations of the first pending samples: {flat_kappa[pending[:5]].tolist()})"
     )
