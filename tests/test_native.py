@@ -17,13 +17,12 @@ from svae.distributions import PowerSpherical, VonMisesFisher
 EPS = {torch.float64: torch.finfo(torch.float64).eps, torch.float32: torch.finfo(torch.float32).eps}
 
 
-def _both_paths(monkeypatch, run):
+def _both_paths(run):
     """``run()`` with the loops, then with the torch code alone, from the same seed."""
     assert native.kernels() is not None, "the compiled loops of svae/kernels.cpp did not build"
     torch.manual_seed(1)
     compiled = run()
-    with monkeypatch.context() as patch:
-        patch.setattr(native, "kernels", lambda: None)
+    with native.disabled():
         torch.manual_seed(1)
         reference = run()
     return compiled, reference
@@ -48,8 +47,8 @@ def _sample_and_gradients(family, m, dtype, sample_shape=(3,)):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("m", [2, 3, 4, 11, 101])
 @pytest.mark.parametrize("family", [VonMisesFisher, PowerSpherical])
-def test_samples_and_gradients_agree(monkeypatch, family, m, dtype):
-    compiled, reference = _both_paths(monkeypatch, _sample_and_gradients(family, m, dtype))
+def test_samples_and_gradients_agree(family, m, dtype):
+    compiled, reference = _both_paths(_sample_and_gradients(family, m, dtype))
     (z, grad_loc, grad_kappa), (z_ref, grad_loc_ref, grad_kappa_ref) = compiled, reference
     # Points on the unit sphere: a few rounding errors of size 1 (8 eps covers the dot product of
     # up to m terms at the m of this test, whose errors partly cancel).
@@ -61,9 +60,9 @@ def test_samples_and_gradients_agree(monkeypatch, family, m, dtype):
         assert ((got - ref).abs() / scale).max() <= 64 * m * EPS[dtype]
 
 
-def test_broadcast_sample_shapes_agree(monkeypatch):
+def test_broadcast_sample_shapes_agree():
     """Parameters broadcast against a sample shape (the importance sampler's layout)."""
-    compiled, reference = _both_paths(monkeypatch, _sample_and_gradients(VonMisesFisher, 6, torch.float64, (5, 2)))
+    compiled, reference = _both_paths(_sample_and_gradients(VonMisesFisher, 6, torch.float64, (5, 2)))
     for got, ref in zip(compiled, reference):
         assert got.shape == ref.shape
         assert torch.allclose(got, ref, rtol=1e-12, atol=1e-13)
@@ -84,7 +83,7 @@ def test_double_backward_runs_through_the_torch_code():
 
 
 @pytest.mark.parametrize("v", [0.0, 0.5, 1.0, 4.5, 49.5, 2499.0, "tensor"])
-def test_bessel_terms_agree(monkeypatch, v):
+def test_bessel_terms_agree(v):
     x = torch.cat([torch.tensor([0.0, float("inf"), float("nan")], dtype=torch.float64),
                    torch.logspace(-6, 6, 3000, dtype=torch.float64)])
     order = torch.linspace(0, 300, x.numel(), dtype=torch.float64) if v == "tensor" else v
@@ -92,7 +91,7 @@ def test_bessel_terms_agree(monkeypatch, v):
     def run():
         return [t.detach() for t in special._Bessel.apply(order, x, True)]
 
-    compiled, reference = _both_paths(monkeypatch, run)
+    compiled, reference = _both_paths(run)
     names = ("log_ive", "log_ive_over_power", "ratio", "complement")
     for name, got, ref in zip(names, compiled, reference):
         differ = (got != ref) & ~(got.isnan() & ref.isnan())
@@ -109,7 +108,7 @@ def test_bessel_terms_agree(monkeypatch, v):
 
 @pytest.mark.parametrize("outputs", [(0, 1, 2, 3), (1, 3), (0,), (2,)])
 @pytest.mark.parametrize("v", [0.0, 4.5, "tensor"])
-def test_bessel_gradients_agree(monkeypatch, v, outputs):
+def test_bessel_gradients_agree(v, outputs):
     """The gradient in x of any combination of the four outputs, across both regimes and x = 0."""
     x = torch.cat([torch.zeros(1, dtype=torch.float64), torch.logspace(-4, 4, 500, dtype=torch.float64)])
     order = torch.linspace(0, 60, x.numel(), dtype=torch.float64) if v == "tensor" else v
@@ -120,7 +119,7 @@ def test_bessel_gradients_agree(monkeypatch, v, outputs):
         values = special._Bessel.apply(order, xg, 0 in outputs)
         return torch.autograd.grad(sum(weights[i] * values[i] for i in outputs).sum(), xg)[0]
 
-    got, ref = _both_paths(monkeypatch, run)
+    got, ref = _both_paths(run)
     same = (got == ref) | (got.isnan() & ref.isnan())
     # The same formula on values that agree to ~2e-12 relative (test above): compare at that level.
     assert torch.allclose(got[~same], ref[~same], rtol=1e-11, atol=1e-13)
@@ -160,6 +159,9 @@ def test_native_can_be_turned_off(monkeypatch):
 def test_loops_take_only_cpu_tensors_of_one_floating_dtype():
     x64, x32 = torch.ones(2, dtype=torch.float64), torch.ones(2)
     assert native.usable(x64, x64) and native.usable(x32)
+    with native.disabled():
+        assert not native.usable(x64)
+    assert native.usable(x64)
     assert not native.usable(x64, x32)
     assert not native.usable(torch.ones(2, dtype=torch.float16))
     assert not native.usable(x64.to("meta"))

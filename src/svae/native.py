@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,12 +47,27 @@ def kernels():
         return None
 
 
+_disabled = False
+
+
+@contextmanager
+def disabled():
+    """Run the torch code alone inside this block, as on other devices (to compare the two)."""
+    global _disabled
+    previous, _disabled = _disabled, True
+    try:
+        yield
+    finally:
+        _disabled = previous
+
+
 def usable(*tensors: torch.Tensor) -> bool:
     """Whether the loops can take these tensors: all on the CPU, of one dtype, float32 or float64,
-    and the loops built."""
+    and the loops built and not disabled."""
     dtype = tensors[0].dtype
     return (
-        dtype in (torch.float32, torch.float64)
+        not _disabled
+        and dtype in (torch.float32, torch.float64)
         and all(t.device.type == "cpu" and t.dtype == dtype for t in tensors)
         and kernels() is not None
     )
