@@ -1,4 +1,4 @@
-r"""Modified Bessel functions of the first kind, in log space, in pure torch.
+r"""Modified Bessel functions of the first kind, in log space, in torch.
 
 Only what hyperspherical distributions need, for orders :math:`v \ge 0` and arguments
 :math:`x \ge 0`, on any device, batched, for every floating dtype, with analytic derivatives in ``x``. The computation runs in
@@ -19,6 +19,10 @@ Two regimes, chosen per element (see ``docs/numerics.md``):
   (where it is Hankel's large-``x`` expansion).
 * :math:`r < r_0`: the power series :math:`I_v(x) = (x/2)^v/\Gamma(v+1) \sum_k
   (x^2/4)^k / (k!\,(v+1)_k)`, a sum of positive terms.
+
+On CPU tensors in float64 the same evaluation runs as one compiled loop over the elements
+(:mod:`svae.native`), forward and backward; the torch code here is its reference and the path of
+every other device.
 
 Ratios are never formed by subtracting two large logarithms: the leading Debye terms of
 consecutive orders are differenced analytically, so ``iv_ratio`` and its complement ``1 - R``
