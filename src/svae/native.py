@@ -40,10 +40,12 @@ def kernels():
         from torch.utils.cpp_extension import load
 
         _put_ninja_on_path()
-        return load("svae_kernels", [str(Path(__file__).with_name("kernels.cpp"))], extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"])
+        # OpenMP: ATen's parallel_for runs serially in code compiled without it.
+        return load("svae_kernels", [str(Path(__file__).with_name("kernels.cpp"))],
+                    extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"])
     except Exception as error:  # no compiler or no ninja: the torch code does the same work
-        warnings.warn(f"svae: the compiled sampler kernels are unavailable, using pure torch ({error})",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(f"svae: the compiled loops of svae/kernels.cpp are unavailable, running the torch "
+                      f"code ({error})", RuntimeWarning, stacklevel=2)
         return None
 
 

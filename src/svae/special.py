@@ -184,6 +184,16 @@ def _bessel_terms(v, x: torch.Tensor, with_log_ive: bool = True):
     return out
 
 
+def _compiled(x: torch.Tensor) -> bool:
+    """Whether the compiled loop evaluates these arguments (float64 on the CPU)."""
+    return x.dtype == torch.float64 and native.usable(x)
+
+
+def _loop_order(v):
+    """The order as the loop takes it: (a float64 tensor shaped like x, or None; a number)."""
+    return (v.contiguous(), 0.0) if isinstance(v, torch.Tensor) else (None, float(v))
+
+
 class _Bessel(torch.autograd.Function):
     """(v, x) -> (log_ive_v or None, log_ive_over_power_v, R_{v+1}, 1 - R_{v+1}) with analytic backward.
 
@@ -193,11 +203,10 @@ class _Bessel(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, x, with_log_ive):
         ctx.set_materialize_grads(False)  # unused outputs give None, not 0 * inf at x = 0
-        if x.dtype == torch.float64 and native.usable(x):
+        if _compiled(x):
             r0, coef, k = _constants(x.dtype, x.device)
-            v_tensor = v.contiguous() if isinstance(v, torch.Tensor) else None
             log_ive_v, log_over_power, ratio, complement = native.kernels().bessel_terms(
-                x.contiguous(), v_tensor, 0.0 if v_tensor is not None else v, r0, coef, k.numel(), with_log_ive)
+                x.contiguous(), *_loop_order(v), r0, coef, k.numel(), with_log_ive)
         else:
             log_ive_v, log_over_power, log_ratio = _bessel_terms(v, x, with_log_ive)
             ratio, complement = log_ratio.exp(), -torch.expm1(log_ratio)
@@ -209,11 +218,9 @@ class _Bessel(torch.autograd.Function):
     def backward(ctx, g_log_ive, g_log_over_power, g_ratio, g_complement):
         x, ratio, complement = ctx.saved_tensors
         v = ctx.v
-        if x.dtype == torch.float64 and native.usable(x) and not torch.is_grad_enabled():
-            v_tensor = v.contiguous() if isinstance(v, torch.Tensor) else None
+        if _compiled(x) and not torch.is_grad_enabled():
             grads = [g if g is None else g.contiguous() for g in (g_log_ive, g_log_over_power, g_ratio, g_complement)]
-            return None, native.kernels().bessel_backward(
-                x, v_tensor, 0.0 if v_tensor is not None else v, ratio, complement, *grads), None
+            return None, native.kernels().bessel_backward(x, *_loop_order(v), ratio, complement, *grads), None
         # The torch code below is differentiable again: it serves double backward too.
         positive = x > 0
         safe_x = torch.where(positive, x, torch.ones_like(x))
