@@ -112,7 +112,8 @@ def test_atomic_write_gives_the_permissions_of_an_ordinary_file(tmp_path):
 def test_cli_info_and_version():
     out = subprocess.run([sys.executable, "-m", "svae.cli", "info", "--data-dir", "/somewhere"],
                          capture_output=True, text=True, check=True).stdout
-    assert json.loads(out)["data_dir"] == "/somewhere"
+    info = json.loads(out)
+    assert info["data_dir"] == "/somewhere" and info["compiled_cpu_loops"] is True
     script = Path(sys.executable).with_name("svae")  # the console script installed with the package
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("svae ")

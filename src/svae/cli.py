@@ -14,6 +14,7 @@ import sys
 import torch
 
 import svae
+from svae import native
 from svae.data.store import resolve_data_dir
 from svae.records import code_version, provenance
 
@@ -31,6 +32,7 @@ def _info(args) -> int:
     info = provenance()
     info["data_dir"] = str(resolve_data_dir(args.data_dir))
     info["devices"] = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    info["compiled_cpu_loops"] = native.kernels() is not None  # built here on first use
     print(json.dumps(info, indent=2))
     return 0
 
@@ -257,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svae", description="Hyperspherical latent-variable models.")
     parser.add_argument("--version", action="version", version=f"svae {svae.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    info = commands.add_parser("info", help="versions, devices and the data directory in use")
+    info = commands.add_parser("info", help="versions, devices, the data directory in use and whether the compiled CPU loops build")
     add_data_dir(info)
     info.set_defaults(run=_info)
 
