@@ -273,7 +273,6 @@ torch::Tensor bessel_backward(const torch::Tensor& x, const c10::optional<torch:
     TORCH_CHECK(t->numel() == x.numel() && t->scalar_type() == torch::kFloat64, name, " must be float64 shaped like x");
     return t->data_ptr<double>();
   };
-  check_cpu(x, "bessel_backward: x");
   const double *x_ = pointer(x, "bessel_backward: x"), *v_ = pointer(v_tensor, "bessel_backward: v");
   const double *ra = pointer(ratio, "bessel_backward: ratio"), *co = pointer(complement, "bessel_backward: complement");
   const double *gi = pointer(g_log_ive, "bessel_backward: g_log_ive");
