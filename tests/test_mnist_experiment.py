@@ -28,7 +28,8 @@ def test_one_run_writes_the_metrics(tmp_path, mirror, cache):
     metrics = record["metrics"]
     assert {"test_ll", "test_elbo", "test_re", "test_kl", "knn_acc_100", "knn_acc_100_std"} <= set(metrics)
     assert metrics["test_ll"] >= metrics["test_elbo"] - 1.0  # the IWAE bound is above the ELBO (up to noise)
-    assert abs(metrics["test_elbo"] - (metrics["test_re"] - metrics["test_kl"])) < 1e-6
+    # per example, ELBO = RE - KL is rounded in float32 (eps 1.2e-7 of about 500 nats) before averaging
+    assert abs(metrics["test_elbo"] - (metrics["test_re"] - metrics["test_kl"])) < 1e-5 * abs(metrics["test_elbo"])
     assert len(record["codes"]) == len(record["labels"]) and len(record["codes"][0]) == 3  # S^2 in R^3
     # --model keeps the weights the record evaluated: evaluated again, they give its figures exactly.
     config = MnistConfig(**record["config"])

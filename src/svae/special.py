@@ -244,11 +244,15 @@ class _Bessel(torch.autograd.Function):
 
 
 def _prepare(v, x, dtype=None):
-    """(order, x in the computation dtype, the output dtype); a numeric order stays a number."""
+    """(order, x in the computation dtype, the output dtype); a numeric order stays a number.
+
+    Raises ValueError outside the domain v >= 0, x >= 0 (NaN arguments give NaN).
+    """
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x, dtype=torch.get_default_dtype())
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
+    _check_domain(v, x)
     dtype = dtype or wide_dtype(x)
     if isinstance(v, torch.Tensor) and v.dim() > 0:
         v, xc = torch.broadcast_tensors(v.to(dtype=dtype, device=x.device), x.to(dtype))
@@ -257,11 +261,27 @@ def _prepare(v, x, dtype=None):
     return v, xc, x.dtype
 
 
-def _apply(v, x, compute_dtype=None, outputs=(0, 1, 2, 3)):
-    """The outputs of _Bessel listed in ``outputs``, converted back to the input's dtype."""
+def _check_domain(v, x: torch.Tensor) -> None:
+    """The functions here are defined for orders v >= 0 and arguments x >= 0; outside, the
+    recurrences and expansions they use give NaN or values of the wrong sign, so refuse."""
+    if (bool((v < 0).any()) if isinstance(v, torch.Tensor) else v < 0):
+        raise ValueError(f"svae.special: the order v must be >= 0, got {_show(v)}")
+    if not torch.compiler.is_compiling() and bool((x < 0).any()):
+        raise ValueError(f"svae.special: the argument x must be >= 0, got {_show(x)}")
+
+
+def _show(values) -> str:
+    """The first negative entries of ``values``, for an error message."""
+    values = torch.as_tensor(values)
+    return str(values.item()) if values.dim() == 0 else f"negative entries {values[values < 0][:5].tolist()}"
+
+
+def _apply(v, x, compute_dtype=None, outputs=(0, 1, 2, 3), rounded=True):
+    """The outputs of _Bessel listed in ``outputs``, converted back to the input's dtype unless
+    ``rounded`` is False (then in the computation dtype, for callers that go on computing)."""
     v, xc, out_dtype = _prepare(v, x, compute_dtype)
     values = _Bessel.apply(v, xc, 0 in outputs)
-    return [values[i].to(out_dtype) for i in outputs]
+    return [values[i].to(out_dtype) if rounded else values[i] for i in outputs]
 
 
 def log_ive(v, x: torch.Tensor) -> torch.Tensor:
@@ -278,23 +298,25 @@ def log_ive(v, x: torch.Tensor) -> torch.Tensor:
     return _apply(v, x, outputs=(0,))[0]
 
 
-def log_ive_over_power(v, x: torch.Tensor) -> torch.Tensor:
+def log_ive_over_power(v, x: torch.Tensor, *, rounded: bool = True) -> torch.Tensor:
     r"""``log(I_v(x) * exp(-x) / x**v)``: smooth at ``x = 0``, where it is
     ``-v log 2 - lgamma(v + 1)``. Its derivative is ``I_{v+1}(x)/I_v(x) - 1``.
 
     The von Mises-Fisher log-normaliser is built on it, so that ``kappa -> 0`` needs no special case.
+    ``rounded=False``: in the computation dtype, as for :func:`log_ive_over_power_and_ratio`.
     """
-    return _apply(v, x, outputs=(1,))[0]
+    return _apply(v, x, outputs=(1,), rounded=rounded)[0]
 
 
-def iv_ratio_and_complement(v, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def iv_ratio_and_complement(v, x: torch.Tensor, *, rounded: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     r"""``(R, 1 - R)`` with ``R = I_v(x) / I_{v-1}(x)``, both to full relative precision, for ``v >= 1``.
 
     The complement matters for large ``x``, where ``R -> 1`` and ``1 - R ~ (2v - 1)/(2x)``.
+    ``rounded=False``: in the computation dtype, as for :func:`log_ive_over_power_and_ratio`.
     """
     if bool((torch.as_tensor(v) < 1).any()):
         raise ValueError(f"iv_ratio_and_complement: expected orders v >= 1, got {v!r}")
-    ratio, complement = _apply(v - 1, x, outputs=(2, 3))
+    ratio, complement = _apply(v - 1, x, outputs=(2, 3), rounded=rounded)
     return ratio, complement
 
 
@@ -315,10 +337,13 @@ def iv_ratio(v, x: torch.Tensor) -> torch.Tensor:
     return torch.where(low, from_recurrence, ratio_next).to(out_dtype)
 
 
-def log_ive_over_power_and_ratio(v, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def log_ive_over_power_and_ratio(v, x: torch.Tensor, *, rounded: bool = True
+                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""``(log_ive_over_power(v, x), R, 1 - R)`` with ``R = I_{v+1}(x) / I_v(x)``, from one evaluation.
 
     Everything the von Mises-Fisher KL and entropy need (``v = m/2 - 1``, ``R = A_m``).
+    ``rounded=False`` returns them in the computation dtype (float64 except on Apple MPS), for
+    callers that combine them into a quantity that is then rounded once.
     """
-    log_over_power, ratio, complement = _apply(v, x, outputs=(1, 2, 3))
+    log_over_power, ratio, complement = _apply(v, x, outputs=(1, 2, 3), rounded=rounded)
     return log_over_power, ratio, complement

@@ -2,7 +2,7 @@
 import torch
 from torch.distributions import constraints
 
-__all__ = ["sphere"]
+__all__ = ["sphere", "nonnegative_finite"]
 
 
 class _Sphere(constraints.Constraint):
@@ -27,3 +27,17 @@ class _Sphere(constraints.Constraint):
 
 
 sphere = _Sphere()
+
+
+class _NonnegativeFinite(constraints.Constraint):
+    """Finite numbers >= 0. An infinite concentration is a point mass, which has no density:
+    the distributions reject it rather than return NaN from ``log_prob`` and ``entropy``."""
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        return (value >= 0) & torch.isfinite(value)
+
+    def __repr__(self) -> str:
+        return "NonnegativeFinite()"
+
+
+nonnegative_finite = _NonnegativeFinite()

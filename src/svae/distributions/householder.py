@@ -12,9 +12,29 @@ def tangent_directions(shape: torch.Size, m: int, *, dtype=None, device=None) ->
     on the same random numbers when the parameters change a little (common random numbers, as the
     validation ELBO of ``svae.train.fit`` relies on).
     """
+    return _with_first_zero(uniform_directions(shape, m - 1, dtype=dtype, device=device))
+
+
+def uniform_directions(shape: torch.Size, m: int, *, dtype=None, device=None) -> torch.Tensor:
+    """``shape + (m,)`` unit vectors uniform on the sphere in ``R^m`` (``m = 1``: a random sign).
+
+    A normalised Gaussian vector, except that torch's float32 normal sampler returns an exact 0
+    about once in 2^24 draws: for ``m = 1`` that would be 0/0 in one sample in 17 million (the
+    circle's tangent in a vMF sampler), so a sign is drawn instead. For ``m >= 2`` every
+    coordinate must be 0 at once (below 1e-14 in float32); such a vector is replaced by ``e_1``
+    rather than divided by its zero norm.
+    """
+    if m == 1:
+        return torch.empty(shape + (1,), dtype=dtype, device=device).bernoulli_(0.5).mul_(2).sub_(1)
     noise = torch.randn(shape + (m,), dtype=dtype, device=device)
-    noise[..., 0] = 0
+    # sqrt(tiny) squares to a normal number, and is far below half an ulp of any nonzero draw
+    noise.select(-1, 0).add_(torch.finfo(noise.dtype).tiny ** 0.5)
     return noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
+
+
+def _with_first_zero(directions: torch.Tensor) -> torch.Tensor:
+    """Vectors in R^(m-1) as vectors in R^m orthogonal to ``e_1``."""
+    return torch.nn.functional.pad(directions, (1, 0))
 
 
 def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: torch.Tensor,

@@ -7,6 +7,8 @@ import torch
 from torch.distributions import Distribution
 
 from svae.distributions.constraints import sphere
+from svae.distributions.householder import uniform_directions
+from svae.distributions.spherical import compute_dtype
 
 __all__ = ["HypersphericalUniform", "log_sphere_area"]
 
@@ -63,8 +65,9 @@ class HypersphericalUniform(Distribution):
         return log_sphere_area(self.dim)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
-        x = torch.randn(self._extended_shape(sample_shape), dtype=self._dtype, device=self._device)
-        return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        shape = self._extended_shape(sample_shape)[:-1]
+        z = uniform_directions(shape, self.dim, dtype=compute_dtype(self._dtype), device=self._device)
+        return z.to(self._dtype)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:

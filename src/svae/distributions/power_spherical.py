@@ -4,10 +4,12 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Dirichlet
 
 from svae.distributions.householder import rotate_from_pole, tangent_directions
-from svae.distributions.spherical import SphericalDistribution
+from svae.distributions.hyperspherical_uniform import log_sphere_area
+from svae.distributions.power_spherical_terms import kl_to_uniform, log_normalizer_growth
+from svae.distributions.spherical import SphericalDistribution, nonnegative
+from svae.special import wide_dtype
 
 __all__ = ["PowerSpherical"]
 
@@ -20,56 +22,91 @@ class PowerSpherical(SphericalDistribution):
     around ``loc``. Sampling is fully reparameterised (no rejection), so ``rsample`` gradients are
     exact. Same interface as :class:`~svae.distributions.VonMisesFisher`.
 
+    The normaliser, entropy and KL are differences of log-gamma and digamma values that cancel
+    like ``eps * kappa`` when formed from ``lgamma``/``digamma``; they are computed with the large
+    terms cancelled by hand (:mod:`svae.distributions.power_spherical_terms`), in float64, and
+    rounded once.
+
     Args:
         loc: mean direction, shape ``(..., m)``, unit norm, ``m >= 2``.
-        concentration: :math:`\kappa \ge 0`, shape broadcastable with ``loc.shape[:-1]``.
+        concentration: :math:`\kappa \ge 0`, finite, shape broadcastable with ``loc.shape[:-1]``.
 
     Reference:
         De Cao and Aziz, The Power Spherical distribution, 2020.
     """
 
-    def _beta_parameters(self):
-        beta = 0.5 * (self.dim - 1)
-        return self.concentration + beta, beta
+    @property
+    def _beta(self) -> float:
+        return 0.5 * (self.dim - 1)
 
-    def _log_normalizer(self) -> torch.Tensor:
-        """log of 2^(a+b) pi^b Gamma(a) / Gamma(a+b), the integral of (1 + mu^T z)^kappa."""
-        alpha, beta = self._beta_parameters()
-        return (alpha + beta) * math.log(2) + beta * math.log(math.pi) + torch.lgamma(alpha) - torch.lgamma(alpha + beta)
+    def _wide_concentration(self) -> torch.Tensor:
+        return self.concentration.to(wide_dtype(self.concentration))
+
+    def _log_density_at_loc(self) -> torch.Tensor:
+        r"""log p(loc) = :math:`\log\Gamma(\alpha+\beta) - \log\Gamma(\alpha) - \beta \log 4\pi`, in float64:
+        with :math:`t = (1 + \mu^T z)/2`, log p(z) = kappa log t + log p(loc)."""
+        beta = self._beta
+        at_zero = math.lgamma(2 * beta) - math.lgamma(beta) - beta * math.log(4 * math.pi)
+        return at_zero + log_normalizer_growth(self._wide_concentration(), beta)
+
+    def _kl_to_uniform(self) -> torch.Tensor:
+        """KL(p || uniform) in float64 (:mod:`svae.distributions.power_spherical_terms`): exactly 0,
+        with gradient 0, at kappa = 0, and never negative (:func:`nonnegative`)."""
+        kappa = self._wide_concentration()
+        return torch.where(kappa > 0, nonnegative(kl_to_uniform(kappa, self._beta)), 0.0)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)[:-1]
+        loc, kappa = self._computing()
         # the directions before the cosine, whose random numbers vary in count: see tangent_directions
-        v = tangent_directions(shape, self.dim, dtype=self.loc.dtype, device=self.loc.device)
-        alpha, beta = self._beta_parameters()
-        concentrations = torch.stack([alpha, torch.full_like(alpha, beta)], -1).expand(shape + (2,))
-        t = Dirichlet(concentrations, validate_args=False).rsample()  # (t, 1 - t), both accurate
-        return rotate_from_pole(self.loc, 2 * t[..., 1], 2 * t[..., 0], v)
+        v = tangent_directions(shape, self.dim, dtype=loc.dtype, device=loc.device)
+        # t = G_a / (G_a + G_b) with G_a ~ Gamma(beta + kappa), G_b ~ Gamma(beta): only G_a depends
+        # on kappa, and torch's Gamma gradient stays finite at any alpha, where its Dirichlet
+        # gradient does not (non-finite for kappa >= 1e7 in float32, 1e20 in float64).
+        beta = self._beta
+        g_a = torch._standard_gamma((kappa + beta).expand(shape))
+        g_b = torch._standard_gamma(torch.full_like(g_a, beta))
+        total = g_a + g_b
+        return self._returned(rotate_from_pole(loc, 2 * g_b / total, 2 * g_a / total, v))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        # 1 + mu^T z as |z + mu|^2 / 2 keeps its precision near the antipode.
-        one_plus_w = 0.5 * (value + self.loc).square().sum(-1)
-        return torch.xlogy(self.concentration, one_plus_w) - self._log_normalizer()
+        loc, _ = self._computing()
+        value = value.to(loc.dtype)
+        # log t with t = (1 + mu^T z)/2, from whichever of t = |z + mu|^2/4 and 1 - t = |z - mu|^2/4
+        # is the smaller: each keeps its relative precision (near the antipode and near loc). The
+        # sums run in the sample's dtype, the rest in float64: kappa log t and log p(loc) are
+        # large and cancel (at m = 2048, kappa = 1e4 float32 arithmetic loses 4e-6 of the result).
+        wide = wide_dtype(loc)
+        one_minus_t = 0.25 * (value - loc).square().sum(-1).to(wide)
+        t = 0.25 * (value + loc).square().sum(-1).to(wide)
+        kappa = self._wide_concentration()
+        near = one_minus_t <= 0.5
+        log_t = torch.where(near, torch.log1p(-one_minus_t.clamp(max=0.5)), torch.log(t.clamp(min=0.5)))
+        far = torch.xlogy(kappa, t)  # 0 at kappa = 0, also at the antipode
+        scaled = torch.where(near, kappa * log_t, far)
+        return self._returned(scaled + self._log_density_at_loc())
 
     def entropy(self) -> torch.Tensor:
-        alpha, beta = self._beta_parameters()
-        expected_log = math.log(2) + torch.digamma(alpha) - torch.digamma(alpha + beta)  # E[log(1 + w)]
-        return self._log_normalizer() - self.concentration * expected_log
+        return self._returned(log_sphere_area(self.dim) - self._kl_to_uniform())
 
     @property
     def mean(self) -> torch.Tensor:
-        kappa = self.concentration
-        return (kappa / (kappa + self.dim - 1)).unsqueeze(-1) * self.loc
+        loc, kappa = self._computing()
+        return self._returned((kappa / (kappa + (self.dim - 1))).unsqueeze(-1) * loc)
 
     @property
     def variance(self) -> torch.Tensor:
-        """Diagonal of Var(w) mu mu^T + E[1 - w^2] / (m - 1) (I - mu mu^T), with w = 2t - 1."""
-        alpha, beta = self._beta_parameters()
-        total = alpha + beta
-        var_w = 4 * alpha * beta / (total.square() * (total + 1))
-        mean_w = (alpha - beta) / total
-        tangential = (1 - var_w - mean_w.square()) / (self.dim - 1)
-        loc_sq = self.loc.square()
-        return var_w.unsqueeze(-1) * loc_sq + tangential.unsqueeze(-1) * (1 - loc_sq)
+        """Diagonal of Var(w) mu mu^T + E[1 - w^2] / (m - 1) (I - mu mu^T), with w = 2t - 1:
+        Var(w) = 4 a b / (s^2 (s + 1)) and E[1 - w^2] = 4 E[t (1 - t)] = 4 a b / (s (s + 1)),
+        s = a + b, written as products of ratios (no cancellation, no overflow)."""
+        loc, _ = self._computing()
+        beta, kappa = self._beta, self._wide_concentration()
+        total = kappa + 2 * beta
+        share_a, share_b = (kappa + beta) / total, beta / total
+        radial = 4 * share_a * share_b / (total + 1)
+        tangential = 2 * share_a / (total + 1)  # E[1 - w^2] / (m - 1), with m - 1 = 2 beta
+        loc_sq = loc.square()
+        variance = radial.to(loc.dtype).unsqueeze(-1) * loc_sq + tangential.to(loc.dtype).unsqueeze(-1) * (1 - loc_sq)
+        return self._returned(variance)

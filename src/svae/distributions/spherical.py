@@ -3,12 +3,19 @@ sphere and a non-negative concentration, broadcast to one batch shape."""
 from __future__ import annotations
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution
 
-from svae.distributions.constraints import sphere
+from svae.distributions.constraints import nonnegative_finite, sphere
 
 
-def broadcast_parameters(name: str, loc, concentration):
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a sampler or density computes in for parameters of ``dtype``: float32 for the
+    half precisions (bfloat16, float16), which torch's Gamma sampler and the special functions do
+    not take and whose 8 or 11 bits of mantissa would not hold a cosine near 1; else ``dtype``."""
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+def broadcast_parameters(name: str, loc, concentration, validate: bool):
     """Check shapes, promote dtypes and broadcast (loc (..., m), concentration (...)) to one batch."""
     loc = torch.as_tensor(loc)
     concentration = torch.as_tensor(concentration, device=loc.device)
@@ -28,18 +35,48 @@ def broadcast_parameters(name: str, loc, concentration):
             f"{name}: the batch shape of loc {tuple(loc.shape[:-1])} (its shape without the last "
             f"dimension) and the shape of concentration {tuple(concentration.shape)} do not broadcast"
         ) from None
+    if validate and _trailing_singleton_broadcast(loc, concentration, batch_shape):
+        raise ValueError(
+            f"{name}: concentration of shape {tuple(concentration.shape)} ends in a singleton dimension, "
+            f"which broadcasts against the batch shape of loc {tuple(loc.shape[:-1])} to the batch shape "
+            f"{tuple(batch_shape)}: one distribution for every pair of rows. For one concentration per "
+            f"mean direction pass concentration.squeeze(-1); if the pairs are meant, expand it first "
+            f"(concentration.expand({tuple(batch_shape)})) or pass validate_args=False"
+        )
     return loc.expand(batch_shape + loc.shape[-1:]), concentration.expand(batch_shape)
 
 
-class SphericalDistribution(Distribution):
-    """Base class: ``loc`` (..., m) unit vectors, ``concentration`` (...) >= 0; event shape (m,)."""
+def _trailing_singleton_broadcast(loc, concentration, batch_shape) -> bool:
+    """A concentration shaped (B, 1) beside loc shaped (B, m): the habit of code that keeps kappa as
+    a column silently gives batch shape (B, B) under torch's broadcasting."""
+    return (
+        concentration.dim() >= 1 and concentration.shape[-1] == 1
+        and loc.dim() >= 2 and loc.shape[-2] != 1
+        and batch_shape != loc.shape[:-1]
+    )
 
-    arg_constraints = {"loc": sphere, "concentration": constraints.nonnegative}
+
+def nonnegative(kl: torch.Tensor) -> torch.Tensor:
+    """A KL whose rounding residue below 0 is set to 0, keeping its gradient: the residue is of
+    the order of eps times the size of the cancelling terms, while the gradient is computed
+    from an accurate analytic expression and must not be lost where the KL is tiny."""
+    return torch.where(kl < 0, kl - kl.detach(), kl)
+
+
+class SphericalDistribution(Distribution):
+    """Base class: ``loc`` (..., m) unit vectors, ``concentration`` (...) >= 0 and finite; event shape (m,).
+
+    Parameters of any floating dtype are kept as given; half-precision ones are computed with in
+    float32 (:func:`compute_dtype`) and every result comes back in the parameters' dtype.
+    """
+
+    arg_constraints = {"loc": sphere, "concentration": nonnegative_finite}
     support = sphere
     has_rsample = True
 
     def __init__(self, loc, concentration, *, validate_args=None):
-        self.loc, self.concentration = broadcast_parameters(type(self).__name__, loc, concentration)
+        validate = Distribution._validate_args if validate_args is None else validate_args
+        self.loc, self.concentration = broadcast_parameters(type(self).__name__, loc, concentration, validate)
         super().__init__(self.concentration.shape, self.loc.shape[-1:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
@@ -59,3 +96,12 @@ class SphericalDistribution(Distribution):
     @property
     def mode(self) -> torch.Tensor:
         return self.loc
+
+    def _computing(self):
+        """(loc, concentration) in the dtype computations run in (:func:`compute_dtype`)."""
+        dtype = compute_dtype(self.loc.dtype)
+        return self.loc.to(dtype), self.concentration.to(dtype)
+
+    def _returned(self, value: torch.Tensor) -> torch.Tensor:
+        """A result in the parameters' dtype."""
+        return value.to(self.loc.dtype)

@@ -7,9 +7,9 @@ import torch
 
 from svae.distributions.householder import rotate_from_pole, tangent_directions
 from svae.distributions.hyperspherical_uniform import log_sphere_area
-from svae.distributions.spherical import SphericalDistribution
+from svae.distributions.spherical import SphericalDistribution, nonnegative
 from svae.distributions.wood import accepted_complements, envelope_b, wood_sample
-from svae.special import iv_ratio_and_complement, log_ive_over_power, log_ive_over_power_and_ratio
+from svae.special import iv_ratio_and_complement, log_ive_over_power, log_ive_over_power_and_ratio, wide_dtype
 
 __all__ = ["VonMisesFisher"]
 
@@ -47,61 +47,90 @@ class VonMisesFisher(SphericalDistribution):
     def _order(self) -> float:
         return self.dim / 2 - 1
 
-    def _bessel_terms(self):
-        """(log(I_v(k) e^-k k^-v), A_m(k), 1 - A_m(k)) with A_m = I_{m/2} / I_{m/2-1}, in one evaluation."""
-        return log_ive_over_power_and_ratio(self._order, self.concentration)
+    def _wide_concentration(self) -> torch.Tensor:
+        """kappa in the special functions' computation dtype (float64 but on Apple MPS)."""
+        return self.concentration.to(wide_dtype(self.concentration))
+
+    def _bessel_terms(self, kappa: torch.Tensor):
+        """(log(I_v(k) e^-k k^-v), A_m(k), 1 - A_m(k)) with A_m = I_{m/2} / I_{m/2-1}, in one
+        evaluation, at ``kappa`` (:meth:`_wide_concentration`)."""
+        return log_ive_over_power_and_ratio(self._order, kappa, rounded=False)
 
     # --- densities -------------------------------------------------------------------------------
+    # The terms of the log-normaliser, the entropy and the KL grow like m log m and cancel to a
+    # value that can be near 0 (the KL at small kappa): they are combined in the special
+    # functions' float64 and rounded once, so a float32 result is the float64 one, rounded.
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        # 1 - mu^T z as |z - mu|^2 / 2 keeps its relative precision when z is close to mu.
-        one_minus_w = 0.5 * (value - self.loc).square().sum(-1)
-        return self._log_normalizer() - self.concentration * one_minus_w
+        loc, _ = self._computing()
+        # 1 - mu^T z as |z - mu|^2 / 2 keeps its relative precision when z is close to mu; the
+        # sum runs in the sample's dtype, the rest with the normaliser in float64.
+        normalizer = self._log_normalizer()
+        one_minus_w = 0.5 * (value.to(loc.dtype) - loc).square().sum(-1).to(normalizer.dtype)
+        return self._returned(normalizer - self.concentration.to(normalizer.dtype) * one_minus_w)
 
     def _log_normalizer(self) -> torch.Tensor:
         """log C_m(kappa) + kappa, written so that kappa = 0 and kappa -> inf are both exact."""
-        return -0.5 * self.dim * math.log(2 * math.pi) - log_ive_over_power(self._order, self.concentration)
+        return -0.5 * self.dim * math.log(2 * math.pi) - log_ive_over_power(self._order, self.concentration, rounded=False)
+
+    def _kl_to_uniform(self) -> torch.Tensor:
+        r"""KL(q || uniform) in the computation dtype: :math:`[g(0) - g(\kappa)] - \kappa (1 - A)` with
+        :math:`g(\kappa) = \log(I_v(\kappa) e^{-\kappa} \kappa^{-v})`, :math:`g(0) = -v \log 2 - \log\Gamma(v + 1)`.
+
+        Exactly 0 at kappa = 0; elsewhere the rounding of terms of size m log m can leave a
+        value of about 1e-16 m log m below the true one, which is set to 0 (:func:`nonnegative`).
+        """
+        kappa = self._wide_concentration()
+        log_over_power, _, complement = self._bessel_terms(kappa)
+        v = self._order
+        kl = (-v * math.log(2) - math.lgamma(v + 1)) - log_over_power - kappa * complement
+        return torch.where(kappa > 0, nonnegative(kl), 0.0)
 
     def entropy(self) -> torch.Tensor:
-        log_over_power, _, complement = self._bessel_terms()
-        return 0.5 * self.dim * math.log(2 * math.pi) + log_over_power + self.concentration * complement
+        return self._returned(log_sphere_area(self.dim) - self._kl_to_uniform())
 
     # --- moments ---------------------------------------------------------------------------------
 
     @property
     def mean(self) -> torch.Tensor:
-        mean_length, _ = iv_ratio_and_complement(self.dim / 2, self.concentration)
-        return mean_length.unsqueeze(-1) * self.loc
+        loc, _ = self._computing()
+        mean_length, _ = iv_ratio_and_complement(self.dim / 2, self.concentration, rounded=False)
+        return self._returned(mean_length.to(loc.dtype).unsqueeze(-1) * loc)
 
     @property
     def variance(self) -> torch.Tensor:
         r"""Diagonal of :math:`\mathrm{Cov}(z) = A' \mu\mu^T + (A/\kappa)(I - \mu\mu^T)`.
 
         :math:`A' = 1 - A^2 - (m-1) A / \kappa` loses relative precision like ``eps * kappa`` at
-        very large concentrations (a difference of two terms of size ``(m-1)/kappa``).
+        very large concentrations (a difference of two terms of size ``(m-1)/kappa``); it is
+        computed in float64, so that float32 results stay exact to rounding up to kappa = 1e8.
         """
-        m, kappa = self.dim, self.concentration
-        mean_length, complement = iv_ratio_and_complement(m / 2, kappa)
+        m = self.dim
+        loc, _ = self._computing()
+        mean_length, complement = iv_ratio_and_complement(m / 2, self.concentration, rounded=False)
+        kappa = self.concentration.to(complement.dtype)
         positive = kappa > 0
         a_over_k = torch.where(positive, mean_length / torch.where(positive, kappa, 1.0), 1 / m)
         a_prime = complement * (1 + mean_length) - (m - 1) * a_over_k
-        loc_sq = self.loc.square()
-        return a_prime.unsqueeze(-1) * loc_sq + a_over_k.unsqueeze(-1) * (1 - loc_sq)
+        loc_sq = loc.square()
+        variance = a_prime.to(loc.dtype).unsqueeze(-1) * loc_sq + a_over_k.to(loc.dtype).unsqueeze(-1) * (1 - loc_sq)
+        return self._returned(variance)
 
     # --- sampling --------------------------------------------------------------------------------
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)[:-1]
-        kappa = self.concentration.expand(shape)
+        loc, kappa = self._computing()
+        kappa = kappa.expand(shape)
         # the directions before the cosine, whose random numbers vary in count: see tangent_directions
-        v = tangent_directions(shape, self.dim, dtype=self.loc.dtype, device=self.loc.device)
+        v = tangent_directions(shape, self.dim, dtype=loc.dtype, device=loc.device)
         if self.dim == 3:
             one_minus_w = self._inverse_cdf_one_minus_w(kappa)
-            return rotate_from_pole(self.loc, one_minus_w, 2 - one_minus_w, v)
+            return self._returned(rotate_from_pole(loc, one_minus_w, 2 - one_minus_w, v))
         p, q = accepted_complements(kappa.detach(), self.dim)
-        return wood_sample(self.loc, kappa, p, q, v)
+        return self._returned(wood_sample(loc, kappa, p, q, v))
 
     def _inverse_cdf_one_minus_w(self, kappa: torch.Tensor) -> torch.Tensor:
         """m = 3: 1 - w = -log(u + (1-u) e^{-2k}) / k exactly, with u ~ U(0, 1]."""
@@ -128,12 +157,12 @@ class VonMisesFisher(SphericalDistribution):
         """
         if self._validate_args:
             self._validate_sample(value)
-        value = value.detach()
-        kappa = self.concentration
+        loc, kappa = self._computing()
+        value = value.detach().to(loc.dtype)
         shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
         if self.dim == 3:
-            return (kappa * 0).expand(shape)
-        loc = self.loc.detach()
+            return self._returned((kappa * 0).expand(shape))
+        loc = loc.detach()
         one_minus_w = 0.5 * (value - loc).square().sum(-1)
         one_plus_w = 0.5 * (value + loc).square().sum(-1)
         b = envelope_b(kappa, self.dim)
@@ -147,10 +176,7 @@ class VonMisesFisher(SphericalDistribution):
             -0.5 * m * math.log(2 * math.pi) + log_sphere_area(m - 1) + (m - 2) * math.log(2)
             + 2 * math.lgamma(alpha) - math.lgamma(2 * alpha)
         )
-        log_weight = (
-            const
-            - log_ive_over_power(self._order, kappa)
-            - kappa * one_minus_h
-            + alpha * (torch.log(b) - 2 * torch.log(denom))
-        )
-        return log_weight.expand(shape)
+        # the constant and g(kappa) are of size m log m and cancel: combined in float64 (see log_prob)
+        normalizer = (const - log_ive_over_power(self._order, self.concentration, rounded=False)).to(loc.dtype)
+        log_weight = normalizer - kappa * one_minus_h + alpha * (torch.log(b) - 2 * torch.log(denom))
+        return self._returned(log_weight.expand(shape))
