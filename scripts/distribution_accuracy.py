@@ -1,6 +1,6 @@
 """Measured accuracy of VonMisesFisher and PowerSpherical against tests/data/spherical_reference.json.
 
-    python scripts/distribution_accuracy.py [--json PATH]
+    python scripts/distribution_accuracy.py [--device cpu] [--json PATH]
 
 For each family, quantity and dtype, the worst error over the table (m from 2 to 4096, kappa
 from 0 to 1e8, and separately 1e10 to 1e20), measured as |computed - exact| / max(|exact|, 1):
@@ -29,18 +29,18 @@ TARGETS = {torch.float64: 1e-13, torch.float32: 2e-6}
 TARGET_RANGE = 1e8  # the targets cover kappa in [0, 1e8]
 
 
-def computed(family: str, rows: list[dict], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def computed(family: str, rows: list[dict], dtype: torch.dtype, device="cpu") -> dict[str, torch.Tensor]:
     """Each quantity at the rows' (m, kappa), in float64 for comparison, from ``dtype`` parameters."""
     out = {q: [] for q in QUANTITIES}
     for row in rows:
         m = row["m"]
-        e1, e2 = torch.zeros(m, dtype=dtype), torch.zeros(m, dtype=dtype)
+        e1, e2 = torch.zeros(m, dtype=dtype, device=device), torch.zeros(m, dtype=dtype, device=device)
         e1[0], e2[1] = 1, 1
-        q = FAMILIES[family](e1, torch.tensor(row["kappa"], dtype=dtype))
+        q = FAMILIES[family](e1, torch.tensor(row["kappa"], dtype=dtype, device=device))
         points = q.log_prob(torch.stack([e1, e2, -e1]))
         variance = q.variance
         values = {
-            "entropy": q.entropy(), "kl_uniform": kl_divergence(q, HypersphericalUniform(m, dtype=dtype)),
+            "entropy": q.entropy(), "kl_uniform": kl_divergence(q, HypersphericalUniform(m, dtype=dtype, device=device)),
             "mean_length": q.mean[0], "var_radial": variance[0], "var_tangential": variance[1],
             "log_prob_at_loc": points[0], "log_prob_orthogonal": points[1], "log_prob_at_antipode": points[2],
         }
@@ -49,9 +49,9 @@ def computed(family: str, rows: list[dict], dtype: torch.dtype) -> dict[str, tor
     return {name: torch.tensor(v, dtype=torch.float64) for name, v in out.items()}
 
 
-def errors(family: str, rows: list[dict], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def errors(family: str, rows: list[dict], dtype: torch.dtype, device="cpu") -> dict[str, torch.Tensor]:
     """|computed - exact| / max(|exact|, 1) per quantity and row (0 where both are the same infinity)."""
-    values = computed(family, rows, dtype)
+    values = computed(family, rows, dtype, device)
     out = {}
     for name in QUANTITIES:
         exact = torch.tensor([float(row[name]) for row in rows], dtype=torch.float64)
@@ -65,11 +65,11 @@ def reference_rows(family: str) -> list[dict]:
     return [row for row in json.loads(TABLE.read_text())["rows"] if row["family"] == family]
 
 
-def worst(family: str, dtype: torch.dtype, beyond: bool = False) -> dict[str, tuple[float, int, float]]:
+def worst(family: str, dtype: torch.dtype, beyond: bool = False, device="cpu") -> dict[str, tuple[float, int, float]]:
     """Per quantity: (worst error, m, kappa) over kappa <= 1e8 (or above it, with ``beyond``)."""
     rows = [r for r in reference_rows(family) if (r["kappa"] > TARGET_RANGE) == beyond]
     out = {}
-    for name, error in errors(family, rows, dtype).items():
+    for name, error in errors(family, rows, dtype, device).items():
         i = int(error.nan_to_num(float("inf")).argmax())
         out[name] = (float(error[i]), rows[i]["m"], rows[i]["kappa"])
     return out
@@ -78,6 +78,7 @@ def worst(family: str, dtype: torch.dtype, beyond: bool = False) -> dict[str, tu
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=None)
+    parser.add_argument("--device", default="cpu", help="where the distributions compute (cpu, cuda)")
     args = parser.parse_args(argv)
     start = time.time()
     metrics, table = {}, []
@@ -85,7 +86,7 @@ def main(argv=None):
         for dtype in (torch.float64, torch.float32):
             for beyond in (False, True):
                 span = "kappa_1e10_to_1e20" if beyond else "kappa_0_to_1e8"
-                for name, (error, m, kappa) in worst(family, dtype, beyond).items():
+                for name, (error, m, kappa) in worst(family, dtype, beyond, args.device).items():
                     key = f"{family}_{name}_{str(dtype)[6:]}_{span}"
                     metrics[f"max_error_{key}"] = error
                     table.append({"family": family, "quantity": name, "dtype": str(dtype)[6:], "span": span,

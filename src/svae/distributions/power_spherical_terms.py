@@ -28,6 +28,7 @@ runs in the dtype of ``kappa`` (the distribution passes float64).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -56,28 +57,30 @@ def _stirling_t(y):
     return _series(_T_COEFFICIENTS, inverse_square) * inverse_square
 
 
-def _shift(beta: float):
-    """(n, a, b, offsets): n unit steps take beta to b = beta + n >= 25, a = 2 beta + n;
-    offsets (2 beta + j, beta + j) for j < n, or None."""
+@lru_cache(maxsize=256)
+def _shift(beta: float, dtype: torch.dtype, device: torch.device):
+    """(a, b, offsets): n unit steps take beta to b = beta + n >= 25, a = 2 beta + n; offsets:
+    the tensors (2 beta + j, beta + j) for j < n, or None when n = 0."""
     n = max(0, math.ceil(_SHIFTED_START - beta))
     offsets = None
     if n:
-        j = torch.arange(n, dtype=torch.float64)
+        j = torch.arange(n, dtype=dtype, device=device)
         offsets = (2 * beta + j, beta + j)
-    return n, 2 * beta + n, beta + n, offsets
+    return 2 * beta + n, beta + n, offsets
 
 
 def _common(kappa: torch.Tensor, beta: float):
-    """The terms that log_normalizer_growth and kl_to_uniform share: (a, b, the log1p part, the
-    Stirling S part, y_a, y_b, the recurrence's log part, the recurrence's offsets)."""
-    n, a, b, offsets = _shift(beta)
+    """What log_normalizer_growth and kl_to_uniform share: (a, b, the log1p terms, the Stirling S
+    terms, y = (kappa + a, kappa + b) stacked, and the recurrence's (log terms, 2 beta + j,
+    beta + j + kappa) or None)."""
+    a, b, offsets = _shift(beta, kappa.dtype, kappa.device)
     log_part = (a - 0.5) * torch.log1p(kappa / a) - (b - 0.5) * torch.log1p(kappa / b)
     y = torch.stack([kappa + a, kappa + b])
     s = _stirling_s(y)
     s_part = (s[0] - s[1]) - (_stirling_s(a) - _stirling_s(b))
     recurrence = None
     if offsets is not None:
-        wide, narrow = (o.to(kappa.dtype).to(kappa.device) for o in offsets)
+        wide, narrow = offsets
         shifted = kappa.unsqueeze(-1) + narrow  # beta + j + kappa
         recurrence = torch.log1p(-beta * kappa.unsqueeze(-1) / (wide * shifted)).sum(-1), wide, shifted
     return a, b, log_part, s_part, y, recurrence
