@@ -8,8 +8,8 @@ mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
-timeout 420 python3 scripts/distribution_accuracy.py --device cuda --json "$OUT/accuracy_distributions_cuda.json" \
+timeout 150 python3 scripts/distribution_accuracy.py --device cuda --json "$OUT/accuracy_distributions_cuda.json" \
     2>&1 | tee "$OUT/accuracy_cuda.log"
-timeout 360 python3 benchmarks/soak.py --draws 1e9 --device cuda --json "$OUT/soak_cuda.json" 2>&1 \
+timeout 330 python3 benchmarks/soak.py --draws 1e9 --device cuda --json "$OUT/soak_cuda.json" 2>&1 \
     | tee "$OUT/soak_cuda.log" | grep -v "^m = "
 tail -3 "$OUT/soak_cuda.log"
