@@ -68,6 +68,34 @@ def test_zero_gaussian_draws_give_unit_directions(monkeypatch):
         assert torch.isfinite(z).all() and torch.allclose(z.norm(dim=-1), torch.ones(()), atol=1e-6), m
 
 
+@pytest.mark.parametrize("zeroed_call", [0, 1])
+def test_gamma_draws_that_underflow_give_finite_values_and_gradients(monkeypatch, zeroed_call):
+    """Float32 Gamma(1/2) samplers on CUDA return exact zeros (found by the soak on an H200: the
+    Power Spherical at m = 2 then sampled the antipode exactly, with log_prob -inf and gradient
+    0 * inf). Here every third draw of one of the Power Spherical's two Gamma draws is 0."""
+    real, calls = torch._standard_gamma, []
+
+    def underflowing(alpha):
+        draw = real(alpha)
+        if len(calls) % 2 == zeroed_call:
+            draw.view(-1)[::3] = 0
+        calls.append(1)
+        return draw
+
+    for dtype in (F32, F64):
+        for m in (2, 3, 10):
+            loc = unit(600, m, dtype=dtype).requires_grad_()
+            kappa = torch.cat([torch.zeros(200), torch.logspace(-6, 6, 400)]).to(dtype).requires_grad_()
+            q = PowerSpherical(loc, kappa)
+            monkeypatch.setattr(torch, "_standard_gamma", underflowing)
+            z = q.rsample()
+            monkeypatch.setattr(torch, "_standard_gamma", real)
+            loss = (z * torch.randn_like(z)).sum() + q.log_prob(z).sum()
+            grads = torch.autograd.grad(loss, (loc, kappa))
+            assert torch.isfinite(z).all() and torch.isfinite(q.log_prob(z)).all(), (dtype, m)
+            assert all(torch.isfinite(g).all() for g in grads), (dtype, m)
+
+
 def test_circle_tangent_is_a_fair_sign():
     """At m = 2 the tangent direction is a random sign: equally often +1 and -1 (5 standard errors)."""
     n = 200_000

@@ -60,14 +60,36 @@ class PowerSpherical(SphericalDistribution):
         loc, kappa = self._computing()
         # the directions before the cosine, whose random numbers vary in count: see tangent_directions
         v = tangent_directions(shape, self.dim, dtype=loc.dtype, device=loc.device)
-        # t = G_a / (G_a + G_b) with G_a ~ Gamma(beta + kappa), G_b ~ Gamma(beta): only G_a depends
-        # on kappa, and torch's Gamma gradient stays finite at any alpha, where its Dirichlet
-        # gradient does not (non-finite for kappa >= 1e7 in float32, 1e20 in float64).
+        t, one_minus_t = self._beta_sample(kappa.expand(shape))
+        # The density is 0 at the antipode, and a sample whose 1 + w is below about eps^2 rounds
+        # onto it (in float32 at m = 2 and small kappa, 1 in 3e7 samples), where log_prob is -inf.
+        # Such draws (probability about 2 eps) are placed at 1 + w = 4 eps^2, a distance of 2.8 eps
+        # from the antipode, which the rounded sample keeps.
+        one_plus_w = (2 * t).to(loc.dtype).clamp_min(4 * torch.finfo(loc.dtype).eps ** 2)
+        return self._returned(rotate_from_pole(loc, (2 * one_minus_t).to(loc.dtype), one_plus_w, v))
+
+    def _beta_sample(self, kappa: torch.Tensor):
+        """(t, 1 - t), t ~ Beta(beta + kappa, beta), as G_a / (G_a + G_b) with G_a ~ Gamma(beta + kappa)
+        and G_b ~ Gamma(beta), drawn in float64 (the special functions' dtype), differentiable in kappa.
+
+        Only G_a depends on kappa: its pathwise derivative is torch's implicit Gamma gradient, which
+        stays finite at any shape, where torch's Dirichlet gradient is not (non-finite for
+        kappa >= 1e7 in float32, at 1e20 in float64). Float64 also keeps the draws from
+        underflowing: float32 Gamma(1/2) samplers on CUDA return exact zeros, whose gradient is
+        0 * inf. A draw that still underflows is held at the smallest normal number.
+        """
         beta = self._beta
-        g_a = torch._standard_gamma((kappa + beta).expand(shape))
+        alpha = kappa.to(wide_dtype(kappa)) + beta
+        tiny = torch.finfo(alpha.dtype).tiny
+        g_a = torch._standard_gamma(alpha.detach())
+        held = g_a < tiny
+        g_a = g_a.clamp_min(tiny)
+        if alpha.requires_grad:  # d G_a / d alpha; a held draw has none
+            slope = torch.where(held, 0.0, torch._standard_gamma_grad(alpha.detach(), g_a))
+            g_a = g_a + (alpha - alpha.detach()) * slope
         g_b = torch._standard_gamma(torch.full_like(g_a, beta))
         total = g_a + g_b
-        return self._returned(rotate_from_pole(loc, 2 * g_b / total, 2 * g_a / total, v))
+        return g_a / total, g_b / total
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
@@ -76,11 +98,12 @@ class PowerSpherical(SphericalDistribution):
         value = value.to(loc.dtype)
         # log t with t = (1 + mu^T z)/2, from whichever of t = |z + mu|^2/4 and 1 - t = |z - mu|^2/4
         # is the smaller: each keeps its relative precision (near the antipode and near loc). The
-        # sums run in the sample's dtype, the rest in float64: kappa log t and log p(loc) are
-        # large and cancel (at m = 2048, kappa = 1e4 float32 arithmetic loses 4e-6 of the result).
+        # squares and the rest run in float64: squares of float32 differences underflow near the
+        # poles, and kappa log t and log p(loc) are large and cancel (at m = 2048, kappa = 1e4
+        # float32 arithmetic loses 4e-6 of the result).
         wide = wide_dtype(loc)
-        one_minus_t = 0.25 * (value - loc).square().sum(-1).to(wide)
-        t = 0.25 * (value + loc).square().sum(-1).to(wide)
+        one_minus_t = 0.25 * (value - loc).to(wide).square().sum(-1)
+        t = 0.25 * (value + loc).to(wide).square().sum(-1)
         kappa = self._wide_concentration()
         near = one_minus_t <= 0.5
         log_t = torch.where(near, torch.log1p(-one_minus_t.clamp(max=0.5)), torch.log(t.clamp(min=0.5)))
