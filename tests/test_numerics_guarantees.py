@@ -176,9 +176,9 @@ def test_power_spherical_gradient_in_concentration_is_unbiased():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_infinite_concentration_is_rejected(family):
     with pytest.raises(ValueError, match="concentration.*NonnegativeFinite"):
-        family(unit(4), torch.tensor(math.inf, dtype=F64))
+        family(unit(4), torch.tensor(math.inf, dtype=F64), validate_args=True)
     with pytest.raises(ValueError, match="concentration"):
-        family(unit(3, 4), torch.tensor([1.0, math.inf, 2.0], dtype=F64))
+        family(unit(3, 4), torch.tensor([1.0, math.inf, 2.0], dtype=F64), validate_args=True)
 
 
 # --- the special functions' domain (observation 5) ---------------------------------------------------
@@ -196,6 +196,16 @@ def test_special_functions_refuse_negative_orders_and_arguments(function):
                        else function(1.5, torch.tensor([float("nan")], dtype=F64))[0]).all()
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_validation_is_on_by_default(family, monkeypatch):
+    """torch's default (validate_args=None: on unless Python runs with -O); svae's commands turn it off."""
+    monkeypatch.setattr(torch.distributions.Distribution, "_validate_args", True)
+    with pytest.raises(ValueError, match="singleton dimension"):
+        family(unit(8, 5), torch.ones(8, 1, dtype=F64))
+    with pytest.raises(ValueError, match="NonnegativeFinite"):
+        family(unit(5), torch.tensor(math.inf, dtype=F64))
+
+
 def test_ratio_with_complement_refuses_orders_below_one():
     with pytest.raises(ValueError, match="v >= 1"):
         iv_ratio_and_complement(0.5, torch.tensor([1.0]))
@@ -208,7 +218,7 @@ def test_ratio_with_complement_refuses_orders_below_one():
 @pytest.mark.parametrize("loc_shape, kappa_shape", [((8, 5), (8, 1)), ((3, 5), (7, 1)), ((8, 5), (2, 8, 1))])
 def test_column_of_concentrations_is_refused(family, loc_shape, kappa_shape):
     with pytest.raises(ValueError, match=r"singleton dimension.*squeeze\(-1\)"):
-        family(unit(*loc_shape), torch.ones(kappa_shape, dtype=F64))
+        family(unit(*loc_shape), torch.ones(kappa_shape, dtype=F64), validate_args=True)
     # without validation, torch's broadcasting holds
     q = family(unit(*loc_shape), torch.ones(kappa_shape, dtype=F64), validate_args=False)
     assert q.batch_shape == torch.broadcast_shapes(loc_shape[:-1], kappa_shape)
