@@ -25,6 +25,8 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/train_step.py --threads 1 --skip-ll --json benchmarks/results/train_step_1thread.json
 	$(PY) benchmarks/train_step.py --threads 1 --batch 512 --repeats 60 --skip-ll --json benchmarks/results/train_step_batch512_1thread.json
 	$(PY) benchmarks/linkpred.py --json benchmarks/results/linkpred.json
+	$(PY) scripts/distribution_accuracy.py --json benchmarks/results/accuracy_distributions.json
+	$(PY) benchmarks/soak.py --json benchmarks/results/soak.json  # 1e9 draws: about an hour here
 
 reference: $(VENV)/.installed
 	$(PY) scripts/bessel_reference.py

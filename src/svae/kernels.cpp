@@ -27,11 +27,13 @@ void for_each_row(int64_t n, const F& body) {
   });
 }
 
-// wood.py, envelope_b: b = (m-1) / (2 kappa + hypot(2 kappa, m-1)), with hypot = that root.
+// wood.py, envelope_b: b = ((m-1)/4) / (kappa/2 + h), h = hypot(kappa/2, (m-1)/4) (returned; a
+// quarter of hypot(2 kappa, m-1), whose form overflows for float32 kappa above 8.5e37).
 template <typename T>
-inline T envelope_b(T kappa, int64_t m, T& hyp) {
-  hyp = std::hypot(2 * kappa, T(m - 1));
-  return T(m - 1) / (2 * kappa + hyp);
+inline T envelope_b(T kappa, int64_t m, T& h) {
+  const T half = kappa / 2, quarter = T(m - 1) / 4;
+  h = std::hypot(half, quarter);
+  return quarter / (half + h);
 }
 
 // wood.py, _first_accepted with its random numbers given: row i holds the draws of `count`
@@ -51,8 +53,8 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> first_accepted(
     bool* a_ = accepted.data_ptr<bool>();
     const scalar_t dof = static_cast<scalar_t>(m - 1);
     for_each_row(n, [&](int64_t i) {
-      scalar_t hyp;
-      const scalar_t bi = envelope_b(k_[i], m, hyp);
+      scalar_t h;
+      const scalar_t bi = envelope_b(k_[i], m, h);
       for (int64_t k = i * count; k < (i + 1) * count; ++k) {
         const scalar_t chi2 = 2 * g_[k], x = n_[k];
         const scalar_t larger = std::sqrt(x * x + chi2) + std::abs(x), smaller = chi2 / larger;
@@ -138,10 +140,11 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> rotate_from_pole_backwar
 
 // wood.py, wood_sample: the cosine of an accepted proposal (P, M) under the envelope of kappa,
 // 1 - w = 2bP/(M + bP), 1 + w = 2M/(M + bP) with b = (m-1)/(2 kappa + hypot(2 kappa, m-1)),
-// rotated around loc. Backward: d(1-w)/db = -d(1+w)/db = 2PM/(M + bP)^2, db/dkappa = -2b/hypot.
+// rotated around loc. Backward: d(1-w)/db = -d(1+w)/db = 2PM/(M + bP)^2, db/dkappa = -2b/hypot
+// = -b/(2h) with h = hypot/4 (envelope_b).
 template <typename T>
-inline void wood_cosines(T kappa, T p, T q, int64_t m, T& b, T& hyp, T& a, T& c) {
-  b = envelope_b(kappa, m, hyp);
+inline void wood_cosines(T kappa, T p, T q, int64_t m, T& b, T& h, T& a, T& c) {
+  b = envelope_b(kappa, m, h);
   const T denom = q + b * p;
   a = 2 * b * p / denom, c = 2 * q / denom;
 }
@@ -156,8 +159,8 @@ torch::Tensor wood_sample(const torch::Tensor& loc, const torch::Tensor& kappa, 
     const scalar_t *p_ = p.data_ptr<scalar_t>(), *q_ = q.data_ptr<scalar_t>();
     scalar_t* z_ = z.data_ptr<scalar_t>();
     for_each_row(n, [&](int64_t i) {
-      scalar_t b, hyp, a, c;
-      wood_cosines(k[i], p_[i], q_[i], m, b, hyp, a, c);
+      scalar_t b, h, a, c;
+      wood_cosines(k[i], p_[i], q_[i], m, b, h, a, c);
       rotate_row(l + i * m, a, c, v_ + i * m, z_ + i * m, m);
     });
   });
@@ -175,11 +178,11 @@ std::tuple<torch::Tensor, torch::Tensor> wood_sample_backward(
     const scalar_t *p_ = p.data_ptr<scalar_t>(), *q_ = q.data_ptr<scalar_t>(), *v_ = v.data_ptr<scalar_t>();
     scalar_t *gl = grad_loc.data_ptr<scalar_t>(), *gk = grad_kappa.data_ptr<scalar_t>();
     for_each_row(n, [&](int64_t i) {
-      scalar_t b, hyp, a, c;
-      wood_cosines(k[i], p_[i], q_[i], m, b, hyp, a, c);
+      scalar_t b, h, a, c;
+      wood_cosines(k[i], p_[i], q_[i], m, b, h, a, c);
       const auto [grad_a, grad_c] = rotate_row_backward(g + i * m, l + i * m, a, c, v_ + i * m, gl + i * m, m);
       const scalar_t denom = q_[i] + b * p_[i];
-      gk[i] = (grad_a - grad_c) * (2 * p_[i] * q_[i] / (denom * denom)) * (-2 * b / hyp);
+      gk[i] = (grad_a - grad_c) * (2 * p_[i] * q_[i] / (denom * denom)) * (-b / (2 * h));
     });
   });
   return {grad_loc, grad_kappa};
@@ -231,7 +234,7 @@ std::vector<torch::Tensor> bessel_terms(const torch::Tensor& x, const c10::optio
     const double v = v_ ? v_[i] : v_scalar, xi = x_[i], v1 = v + 1;
     double log_ratio;
     if (xi * xi + v * v >= r0 * r0) {  // Olver's uniform expansion
-      const double x2 = xi * xi, r = std::sqrt(x2 + v * v), r1 = std::sqrt(x2 + v1 * v1);
+      const double r = std::hypot(xi, v), r1 = std::hypot(xi, v1);  // no overflow of x^2 above 1e154
       const double sum0 = debye_log_sum(v, r, c, terms), sum1 = debye_log_sum(v1, r1, c, terms);
       const double common = v * v / (r + xi) - 0.5 * std::log(2 * M_PI * r) + sum0;
       if (li) li[i] = common - v * std::asinh(v / xi);

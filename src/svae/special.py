@@ -120,8 +120,8 @@ def _debye_terms(v, x, coef, with_log_ive: bool = True):
     ``v`` is a number or a tensor shaped like ``x``.
     """
     v1 = v + 1
-    x2 = x.square()
-    r, r1 = torch.sqrt(x2 + v * v), torch.sqrt(x2 + v1 * v1)
+    # hypot: x^2 overflows above 1e154 (float64)
+    r, r1 = torch.hypot(x, torch.as_tensor(v, dtype=x.dtype, device=x.device)), torch.hypot(x, torch.as_tensor(v1, dtype=x.dtype, device=x.device))
     log_sums = _debye_log_sum(_stack_orders(v, x), torch.stack([r, r1]), coef)
     common = v * v / (r + x) - 0.5 * torch.log(2 * math.pi * r) + log_sums[0]
     log_ive_v = common - v * torch.asinh(v / x) if with_log_ive else None
@@ -266,7 +266,7 @@ def _check_domain(v, x: torch.Tensor) -> None:
     recurrences and expansions they use give NaN or values of the wrong sign, so refuse."""
     if (bool((v < 0).any()) if isinstance(v, torch.Tensor) else v < 0):
         raise ValueError(f"svae.special: the order v must be >= 0, got {_show(v)}")
-    if not torch.compiler.is_compiling() and bool((x < 0).any()):
+    if bool((x < 0).any()):
         raise ValueError(f"svae.special: the argument x must be >= 0, got {_show(x)}")
 
 

@@ -85,8 +85,11 @@ class PowerSpherical(SphericalDistribution):
         held = g_a < tiny
         g_a = g_a.clamp_min(tiny)
         if alpha.requires_grad:  # d G_a / d alpha; a held draw has none
-            slope = torch.where(held, 0.0, torch._standard_gamma_grad(alpha.detach(), g_a))
-            g_a = g_a + (alpha - alpha.detach()) * slope
+            slope = torch._standard_gamma_grad(alpha.detach(), g_a)
+            # torch's series overflows above alpha ~ 1e77; there G = alpha + sqrt(alpha) N to
+            # far below rounding, whose derivative is 1 + N / (2 sqrt(alpha)) = (G + alpha) / (2 alpha)
+            slope = torch.where(torch.isfinite(slope), slope, (g_a + alpha.detach()) / (2 * alpha.detach()))
+            g_a = g_a + (alpha - alpha.detach()) * torch.where(held, 0.0, slope)
         g_b = torch._standard_gamma(torch.full_like(g_a, beta))
         total = g_a + g_b
         return g_a / total, g_b / total

@@ -162,9 +162,13 @@ class VonMisesFisher(SphericalDistribution):
         shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
         if self.dim == 3:
             return self._returned((kappa * 0).expand(shape))
+        # The sums run in the sample's dtype, the rest in float64: the constant and g(kappa) are
+        # of size m log m and cancel, and in float32 b ~ (m-1)/(4 kappa) leaves the normal range
+        # (1/b overflows) for kappa above 1e37.
+        kappa = self._wide_concentration()
         loc = loc.detach()
-        one_minus_w = 0.5 * (value - loc).square().sum(-1)
-        one_plus_w = 0.5 * (value + loc).square().sum(-1)
+        one_minus_w = 0.5 * (value - loc).square().sum(-1).to(kappa.dtype)
+        one_plus_w = 0.5 * (value + loc).square().sum(-1).to(kappa.dtype)
         b = envelope_b(kappa, self.dim)
         b0 = b.detach()
         eps = one_minus_w / (one_minus_w + b0 * one_plus_w)  # the proposal: h(eps, b0) = w
@@ -176,7 +180,6 @@ class VonMisesFisher(SphericalDistribution):
             -0.5 * m * math.log(2 * math.pi) + log_sphere_area(m - 1) + (m - 2) * math.log(2)
             + 2 * math.lgamma(alpha) - math.lgamma(2 * alpha)
         )
-        # the constant and g(kappa) are of size m log m and cancel: combined in float64 (see log_prob)
-        normalizer = (const - log_ive_over_power(self._order, self.concentration, rounded=False)).to(loc.dtype)
+        normalizer = const - log_ive_over_power(self._order, kappa, rounded=False)
         log_weight = normalizer - kappa * one_minus_h + alpha * (torch.log(b) - 2 * torch.log(denom))
         return self._returned(log_weight.expand(shape))

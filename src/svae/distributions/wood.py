@@ -26,11 +26,14 @@ _MAX_ROUNDS = 20
 
 
 def envelope_b(kappa: torch.Tensor, m: int) -> torch.Tensor:
-    """Wood's b = (m-1) / (2 kappa + sqrt(4 kappa^2 + (m-1)^2)): the form without cancellation.
+    """Wood's b = (m-1) / (2 kappa + sqrt(4 kappa^2 + (m-1)^2)): the form without cancellation,
+    scaled by 1/4 as ((m-1)/4) / (kappa/2 + hypot(kappa/2, (m-1)/4)) so that no intermediate
+    exceeds kappa (2 kappa + ... overflows float32 above 8.5e37).
 
     The textbook (-2 kappa + sqrt(4 kappa^2 + (m-1)^2)) / (m-1) is 0 in float32 for large kappa.
     """
-    return (m - 1) / (2 * kappa + torch.hypot(2 * kappa, kappa.new_tensor(float(m - 1))))
+    half, quarter = 0.5 * kappa, kappa.new_tensor(0.25 * (m - 1))
+    return quarter / (half + torch.hypot(half, quarter))
 
 
 def wood_sample(loc: torch.Tensor, kappa: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
