@@ -382,7 +382,20 @@ def main(argv=None) -> int:
         return args.run(args)
     except NonFiniteLossError as error:  # a diverged run: the message says what was kept, no traceback
         print(f"svae: error: {error}", file=sys.stderr)
+        if getattr(args, "json", None):
+            print(f"svae: the record {_diverged_record(args, error)} says so (\"status\": \"diverged\", no "
+                  f"metrics)", file=sys.stderr)
         return 1
+
+
+def _diverged_record(args, error: Exception):
+    """The record of a run that diverged: its arguments, no metrics, and why."""
+    from svae.records import write_record
+
+    plain = (str, int, float, bool, type(None), list, tuple)
+    config = {k: v for k, v in vars(args).items() if k not in ("run", "parser") and isinstance(v, plain)}
+    return write_record(args.json, command=f"svae {args.run.__name__.lstrip('_')}", config=config, metrics={},
+                        wall_time=None, status="diverged", error=str(error))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,20 @@ from __future__ import annotations
 import torch
 
 
+def _check_finite(name: str, values: torch.Tensor) -> None:
+    """A NaN sorts and ranks like a number: a diverged model's NaN scores gave an AUC of 1.0. Refuse."""
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        raise ValueError(f"{name}: {int(bad.sum())} of {values.numel()} values are NaN or infinite "
+                         f"(a diverged model?); a metric of non-finite scores would be meaningless")
+
+
 def _check_scores(pos: torch.Tensor, neg: torch.Tensor):
     pos, neg = torch.as_tensor(pos).flatten().double(), torch.as_tensor(neg).flatten().double()
     if pos.numel() == 0 or neg.numel() == 0:
         raise ValueError(f"need at least one positive and one negative score, got {pos.numel()} and {neg.numel()}")
+    _check_finite("positive scores", pos)
+    _check_finite("negative scores", neg)
     return pos, neg
 
 
@@ -56,6 +66,8 @@ def knn_accuracy(train_codes: torch.Tensor, train_labels: torch.Tensor, test_cod
     if not 1 <= k <= len(train_codes):
         raise ValueError(f"k must be in [1, {len(train_codes)}] (the number of labelled points), got {k}")
     train_codes, test_codes = train_codes.double(), test_codes.double()
+    _check_finite("knn_accuracy: training codes", train_codes)
+    _check_finite("knn_accuracy: test codes", test_codes)
     if metric == "cosine":
         train_codes = torch.nn.functional.normalize(train_codes, dim=-1)
         test_codes = torch.nn.functional.normalize(test_codes, dim=-1)
@@ -77,6 +89,7 @@ def circular_alignment(true_angle: torch.Tensor, codes: torch.Tensor) -> float:
     """
     if codes.shape[-1] != 2:
         raise ValueError(f"codes must be 2-dimensional, got shape {tuple(codes.shape)}")
+    _check_finite("circular_alignment: codes", codes)
     phi = torch.atan2(codes[:, 1].double(), codes[:, 0].double())
     theta = true_angle.double()
     return max(torch.polar(torch.ones_like(phi), phi - s * theta).mean().abs().item() for s in (1, -1))
@@ -88,6 +101,7 @@ def distance_preservation(true_points: torch.Tensor, codes: torch.Tensor) -> flo
     map: rotations, reflections and scale are free), about 0 when unrelated."""
     if len(true_points) != len(codes) or len(codes) < 3:
         raise ValueError(f"need as many true points as codes, at least 3; got {len(true_points)} and {len(codes)}")
+    _check_finite("distance_preservation: codes", codes)
     upper = torch.triu_indices(len(codes), len(codes), 1)
 
     def ranks(points):

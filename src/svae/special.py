@@ -1,7 +1,8 @@
 r"""Modified Bessel functions of the first kind, in log space, in torch.
 
 Only what hyperspherical distributions need, for orders :math:`v \ge 0` and arguments
-:math:`x \ge 0`, on any device, batched, for every floating dtype, with analytic derivatives in ``x``. The computation runs in
+:math:`x \ge 0` (outside, a ValueError; NaN gives NaN), on any device, batched, for every
+floating dtype, with analytic derivatives in ``x``. The computation runs in
 float64 whatever the input dtype (it is elementwise over a batch, so this costs little) and
 the result is rounded to the input's dtype; only on devices without float64 (Apple MPS) does
 it run in float32, with its own constants:

@@ -6,6 +6,7 @@ the best validation AUC, report test AUC and AP there.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -17,6 +18,7 @@ from svae.data.link_split import kipf_split
 from svae.data.planetoid import dataset_name, load_planetoid
 from svae.nn.graph import GCNEncoder, ScaledInnerProductDecoder, VariationalGAE, message_passing_graph
 from svae.nn.latent import FAMILIES, latent_family
+from svae.train import NonFiniteLossError
 
 LOSSES = ("dense", "negative")
 
@@ -111,8 +113,11 @@ def training_loss(model: VariationalGAE, data: LinkPredData, config: LinkPredCon
 
 
 def evaluate(model: VariationalGAE, data: LinkPredData, part: str) -> tuple[float, float]:
+    """(AUC, AP) on the ``part`` edges; NonFiniteLossError if the model's embeddings are not finite."""
     model.eval()
     z = model.embed(data.x, data.train_graph)
+    if not bool(torch.isfinite(z).all()):
+        raise NonFiniteLossError("non-finite node embeddings")
     split = data.split
     pos, neg = getattr(split, f"{part}_pos").to(z.device), getattr(split, f"{part}_neg").to(z.device)
     return model.test(z, pos, neg)
@@ -132,9 +137,17 @@ def run(config: LinkPredConfig, *, data_dir=None, cache_dir=None, progress: bool
         model.train()
         optimizer.zero_grad()
         loss, parts = training_loss(model, data, config)
+        # one full-batch step per epoch: step = epoch
+        if not math.isfinite(parts["loss"]) or not bool(torch.isfinite(loss)):
+            raise NonFiniteLossError(f"non-finite loss ({parts['loss']}) at epoch {epoch}, step {epoch}: the run "
+                                     f"diverged (a smaller --lr?); no test metric was computed")
         loss.backward()
         optimizer.step()
-        val_auc, val_ap = evaluate(model, data, "val")
+        try:
+            val_auc, val_ap = evaluate(model, data, "val")
+        except NonFiniteLossError as error:
+            raise NonFiniteLossError(f"{error} after epoch {epoch}, step {epoch}: the run diverged (a smaller --lr?); "
+                                     f"no test metric was computed") from None
         curve.append({"epoch": epoch, **parts, "val_auc": val_auc, "val_ap": val_ap})
         if val_auc > best["val_auc"]:
             best = {"epoch": epoch, "val_auc": val_auc, "val_ap": val_ap, "state": copy.deepcopy(model.state_dict())}

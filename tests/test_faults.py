@@ -1,0 +1,75 @@
+"""Fault injection through the real command line (issue [7]): a run that diverges must fail loudly,
+exit non-zero, and leave no test metric behind. Each case runs `svae` in a subprocess on tiny
+settings and checks the exit code, the message, the absence of a traceback and the record."""
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from svae import metrics
+
+
+def svae(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "svae.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+# --- metrics refuse non-finite scores ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_ranking_metrics_refuse_non_finite_scores(bad):
+    """NaN ranks like a number: a diverged model's scores gave AUC = AP = 1.0."""
+    pos, neg = torch.rand(50), torch.rand(50)
+    pos[3] = bad
+    for metric in (metrics.roc_auc, metrics.average_precision):
+        with pytest.raises(ValueError, match="positive scores: 1 of 50 values are NaN or infinite"):
+            metric(pos, neg)
+        with pytest.raises(ValueError, match="negative scores"):
+            metric(neg, pos)
+
+
+def test_code_metrics_refuse_non_finite_codes():
+    codes, labels = torch.randn(40, 2), torch.arange(40) % 4
+    broken = codes.clone()
+    broken[7, 1] = math.nan
+    with pytest.raises(ValueError, match="test codes"):
+        metrics.knn_accuracy(codes, labels, broken, labels, k=3)
+    with pytest.raises(ValueError, match="training codes"):
+        metrics.knn_accuracy(broken, labels, codes, labels, k=3)
+    with pytest.raises(ValueError, match="codes: 1 of 80"):
+        metrics.circular_alignment(torch.rand(40), broken)
+    with pytest.raises(ValueError, match="codes: 1 of 80"):
+        metrics.distance_preservation(codes, broken)
+
+
+# --- divergence --------------------------------------------------------------------------------------
+
+
+def _assert_diverged(run, record_path):
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and "epoch" in run.stderr and "diverged" in run.stderr.lower() + run.stdout
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "diverged" and record["metrics"] == {} and "epoch" in record["error"]
+    assert not any(key.startswith("test_") for key in record)
+
+
+def test_diverging_link_prediction_exits_nonzero_with_no_test_metric(tmp_path, mirror, cache):
+    """The issue's command: --lr 1 makes the loss infinite at epoch 2; before, the NaN epoch was
+    picked as the best and scored test AUC 1.0000."""
+    out = tmp_path / "x.json"
+    run = svae("linkpred", "--dataset", "cora", "--latent", "normal", "--epochs", "30", "--lr", "1", "--json",
+               str(out), "--data-dir", str(mirror), "--cache-dir", str(cache))
+    _assert_diverged(run, out)
+    assert "test AUC" not in run.stdout
+
+
+def test_diverging_mnist_run_exits_nonzero_with_no_test_metric(tmp_path, mirror, cache):
+    out = tmp_path / "m.json"
+    run = svae("mnist", "--latent", "normal", "--dim", "2", "--profile", "smoke", "--hidden", "64", "32", "--lr",
+               "1e6", "--json", str(out), "--data-dir", str(mirror), "--cache-dir", str(cache))
+    _assert_diverged(run, out)
+    assert "step" in run.stderr
