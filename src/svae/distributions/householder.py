@@ -10,31 +10,40 @@ def tangent_directions(shape: torch.Size, m: int, *, dtype=None, device=None) ->
     Samplers draw these before the cosine: a rejection sampler or a Gamma draw consumes a number of
     random numbers that depends on the parameters, and drawing the cosine last keeps the directions
     on the same random numbers when the parameters change a little (common random numbers, as the
-    validation ELBO of ``svae.train.fit`` relies on).
+    validation ELBO of ``svae.train.fit`` relies on). See :func:`uniform_directions` for the
+    draws that are exactly 0.
     """
-    return _with_first_zero(uniform_directions(shape, m - 1, dtype=dtype, device=device))
+    if m == 2:
+        return torch.nn.functional.pad(_random_signs(shape + (1,), dtype, device), (1, 0))
+    noise = torch.randn(shape + (m,), dtype=dtype, device=device)
+    noise[..., 0] = 0
+    return _normalized(noise, 1)
 
 
 def uniform_directions(shape: torch.Size, m: int, *, dtype=None, device=None) -> torch.Tensor:
     """``shape + (m,)`` unit vectors uniform on the sphere in ``R^m`` (``m = 1``: a random sign).
 
     A normalised Gaussian vector, except that torch's float32 normal sampler returns an exact 0
-    about once in 2^24 draws: for ``m = 1`` that would be 0/0 in one sample in 17 million (the
-    circle's tangent in a vMF sampler), so a sign is drawn instead. For ``m >= 2`` every
-    coordinate must be 0 at once (below 1e-14 in float32); such a vector is replaced by ``e_1``
-    rather than divided by its zero norm.
+    about once in 2^24 draws: for one coordinate (the circle's tangent in a vMF or Power Spherical
+    sampler at m = 2) that was 0/0 in one sample in 17 million, so a sign is drawn instead. For
+    two or more every coordinate must be 0 at once (below 1e-14 in float32); such a vector
+    becomes a unit vector along one axis rather than 0/0.
     """
     if m == 1:
-        return torch.empty(shape + (1,), dtype=dtype, device=device).bernoulli_(0.5).mul_(2).sub_(1)
-    noise = torch.randn(shape + (m,), dtype=dtype, device=device)
-    # sqrt(tiny) squares to a normal number, and is far below half an ulp of any nonzero draw
-    noise.select(-1, 0).add_(torch.finfo(noise.dtype).tiny ** 0.5)
+        return _random_signs(shape + (1,), dtype, device)
+    return _normalized(torch.randn(shape + (m,), dtype=dtype, device=device), 0)
+
+
+def _random_signs(shape, dtype, device) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device=device).bernoulli_(0.5).mul_(2).sub_(1)
+
+
+def _normalized(noise: torch.Tensor, axis: int) -> torch.Tensor:
+    """``noise`` over its norm, with sqrt(tiny) added to coordinate ``axis`` first: it squares to a
+    normal number, so a vector of zeros becomes that axis, and lies far below half an ulp of any
+    nonzero draw (>= 1e-11), which it leaves unchanged."""
+    noise.select(-1, axis).add_(torch.finfo(noise.dtype).tiny ** 0.5)
     return noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
-
-
-def _with_first_zero(directions: torch.Tensor) -> torch.Tensor:
-    """Vectors in R^(m-1) as vectors in R^m orthogonal to ``e_1``."""
-    return torch.nn.functional.pad(directions, (1, 0))
 
 
 def rotate_from_pole(loc: torch.Tensor, one_minus_w: torch.Tensor, one_plus_w: torch.Tensor,
