@@ -73,3 +73,44 @@ def test_diverging_mnist_run_exits_nonzero_with_no_test_metric(tmp_path, mirror,
                "1e6", "--json", str(out), "--data-dir", str(mirror), "--cache-dir", str(cache))
     _assert_diverged(run, out)
     assert "step" in run.stderr
+
+
+# --- bad output paths are found before any work starts -------------------------------------------------
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--json", "", "an empty path"),
+    ("--json", "{tmp}", "is a directory"),
+    ("--checkpoint", "{tmp}", "is a directory"),
+    ("--model", "{tmp}", "is a directory"),
+    ("--json", "/proc/svae-no-such-dir/run.json", "cannot write in its folder"),  # unwritable, even for root
+    ("--json", "{file}/run.json", "cannot write in its folder"),  # a folder that is a file
+])
+def test_bad_output_paths_fail_before_training(tmp_path, mirror, cache, option, value, message):
+    plain_file = tmp_path / "plain"
+    plain_file.write_text("")
+    value = value.format(tmp=tmp_path, file=plain_file)
+    run = svae("mnist", "--latent", "vmf", "--dim", "2", "--profile", "smoke", option, value, "--data-dir",
+               str(mirror), "--cache-dir", str(cache))
+    assert run.returncode == 2 and message in run.stderr and option in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and run.stdout == ""  # nothing loaded or trained
+
+
+def test_missing_output_folders_are_created_at_the_start(tmp_path, mirror, cache):
+    out = tmp_path / "new" / "deeper" / "run.json"
+    run = svae("linkpred", "--dataset", "cora", "--latent", "normal", "--epochs", "2", "--json", str(out),
+               "--data-dir", str(mirror), "--cache-dir", str(cache))
+    assert run.returncode == 0 and json.loads(out.read_text())["metrics"]["test_auc"] > 0
+
+
+def test_a_record_that_cannot_be_written_goes_to_a_printed_fallback(tmp_path, capsys):
+    """If writing still fails at the end (the disk filled, the folder vanished), the result is kept."""
+    from svae.records import write_record
+
+    written = write_record("/proc/svae-no-such-dir/run.json", command="test", config={}, metrics={"x": 1.0},
+                           wall_time=0.0)
+    try:
+        assert json.loads(written.read_text())["metrics"] == {"x": 1.0}
+        assert str(written) in capsys.readouterr().err
+    finally:
+        written.unlink()

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -369,6 +370,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUTPUT_FILES = ("json", "checkpoint", "model")  # the options that name a file a command writes
+
+
+def output_file_problem(path: str) -> str | None:
+    """What stops a command from writing the file ``path`` at its end, or None. A missing folder is
+    created now; the folder is tested by creating (and removing) a file in it, which also catches
+    read-only file systems, where permission bits do not tell (and root ignores them)."""
+    if not path:
+        return "an empty path: give a file name"
+    target = Path(path)
+    if target.is_dir():
+        return "is a directory: give the path of a file (in it, say)"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = target.parent / f".svae-write-test-{os.getpid()}"
+        probe.open("x").close()
+        probe.unlink()
+    except OSError as error:
+        return f"cannot write in its folder {target.parent} ({error.strerror or error}); choose another path"
+    return None
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and --version exit here, without asking git
@@ -376,6 +399,11 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     code_version()  # the commit of the code loaded now, which a run's records name however long it takes
+    for name in OUTPUT_FILES:
+        value = getattr(args, name, None)
+        problem = None if value is None else output_file_problem(value)
+        if problem:  # found now, not after hours of training
+            getattr(args, "parser", parser).error(f"--{name} {value!r}: {problem}")
     from svae.train import NonFiniteLossError
 
     try:

@@ -11,6 +11,9 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -78,7 +81,15 @@ def write_record(path, *, command: str, config: dict, metrics: dict, wall_time: 
         raise ValueError(f"metric names must be snake_case, got {bad}")
     record = {"command": command, "config": config, "metrics": metrics, "wall_time": wall_time,
               **extra, **provenance()}
-    return atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    text = json.dumps(record, indent=2, sort_keys=False) + "\n"
+    try:
+        return atomic_write_text(path, text)
+    except OSError as error:  # never lose a result: keep it where it can be written, and say where
+        fallback = Path(tempfile.gettempdir()) / f"svae-unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{Path(path).name or 'record.json'}"
+        atomic_write_text(fallback, text)
+        print(f"svae: could not write the record to {path} ({error.strerror or error}); it was written to {fallback}",
+              file=sys.stderr)
+        return fallback
 
 
 def read_record(path) -> dict:
