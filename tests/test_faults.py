@@ -114,3 +114,32 @@ def test_a_record_that_cannot_be_written_goes_to_a_printed_fallback(tmp_path, ca
         assert str(written) in capsys.readouterr().err
     finally:
         written.unlink()
+
+
+# --- misleading or ignored input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (("demo", "--epochs", "0"), "epochs must be an int >= 1, got 0"),  # 0 was taken as unset
+    (("demo", "--epochs", "-1"), "epochs must be an int >= 1, got -1"),  # was a traceback
+    (("linkpred", "--dataset", "cora", "--latent", "vmf", "--seed", "99999999999999999999"), "--seed"),
+    (("mnist", "--latent", "vmf", "--dim", "2", "--seed", "-3"), "--seed"),
+])
+def test_bad_arguments_are_usage_errors(tmp_path, args, message):
+    run = svae(*args, cwd=tmp_path)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
+
+
+def test_dataset_names_are_case_insensitive(tmp_path, mirror, cache):
+    """The data folders are spelled Cora, CiteSeer, PubMed: `--dataset Cora` was refused."""
+    out = tmp_path / "run.json"
+    run = svae("linkpred", "--dataset", "Cora", "--latent", "normal", "--epochs", "2", "--json", str(out),
+               "--data-dir", str(mirror), "--cache-dir", str(cache))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(out.read_text())["config"]["dataset"] == "cora"
+
+
+def test_info_shows_the_cache_and_a_missing_data_dir(tmp_path):
+    run = svae("info", "--data-dir", str(tmp_path / "missing"))
+    info = json.loads(run.stdout)
+    assert info["data_dir_exists"] is False and info["cache_dir"]

@@ -16,7 +16,7 @@ import torch
 
 import svae
 from svae import native
-from svae.data.store import resolve_data_dir
+from svae.data.store import default_cache_dir, resolve_data_dir
 from svae.records import code_version, provenance
 
 
@@ -31,7 +31,10 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def _info(args) -> int:
     info = provenance()
-    info["data_dir"] = str(resolve_data_dir(args.data_dir))
+    data_dir = resolve_data_dir(args.data_dir)
+    info["data_dir"] = str(data_dir)
+    info["data_dir_exists"] = data_dir.is_dir()  # missing files are downloaded into the cache
+    info["cache_dir"] = str(default_cache_dir())
     info["devices"] = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     info["compiled_cpu_loops"] = native.kernels() is not None  # built here on first use
     print(json.dumps(info, indent=2))
@@ -180,7 +183,7 @@ def _demo(args) -> int:
     from svae.experiments.circle import CircleConfig, demo
 
     torch.distributions.Distribution.set_default_validate_args(False)
-    options = {"epochs": args.epochs} if args.epochs else {}
+    options = {"epochs": args.epochs} if args.epochs is not None else {}  # --epochs 0 is an error, not unset
     if args.quick:  # a reduced run (the test suite's): fewer points, fewer epochs
         options = {"n_train": 600, "n_val": 200, "n_test": 300, "epochs": 3, "ll_samples": 20, **options}
     try:
@@ -230,6 +233,17 @@ def add_cache_dir(parser: argparse.ArgumentParser) -> None:
                         help="writable cache (default: $SVAE_CACHE_DIR, else ~/.cache/svae)")
 
 
+def seed_argument(value: str) -> int:
+    """``--seed``: an integer in [0, 2^63 - 1], the range torch's generators take."""
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = None
+    if seed is None or not 0 <= seed < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2^63 - 1, got {value!r}")
+    return seed
+
+
 def device_argument(value: str) -> str:
     """``--device``: cpu, or a CUDA device this machine has (cuda, cuda:N).
 
@@ -267,15 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
     dm = commands.add_parser("demo", help="the synthetic circle experiment: five latent spaces compared (Figure 1)")
     dm.add_argument("--out", default="demo", help="directory for latent_spaces.png and demo.json (default demo/)")
     dm.add_argument("--epochs", type=int, help="training epochs per model (default 60)")
-    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--seed", type=seed_argument, default=0)
     dm.add_argument("--quick", action="store_true", help="a reduced run of a few seconds")
     add_json(dm)
     dm.set_defaults(run=_demo, parser=dm)
 
     lp = commands.add_parser("linkpred", help="link prediction with a variational graph auto-encoder (Table 4)")
-    lp.add_argument("--dataset", required=True, choices=["cora", "citeseer", "pubmed"])
+    lp.add_argument("--dataset", required=True, type=str.lower, choices=["cora", "citeseer", "pubmed"],
+                    help="cora, citeseer or pubmed (any case: the data folders are spelled Cora, CiteSeer, PubMed)")
     lp.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
-    lp.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
+    lp.add_argument("--seed", type=seed_argument, default=0, help="split and initialisation seed")
     lp.add_argument("--tuned", action="store_true", help="start from the committed tuned hyper-parameters")
     lp.add_argument("--epochs", type=int, help="training epochs (default 200)")
     lp.add_argument("--lr", type=float, help="Adam learning rate (default 0.01)")
@@ -300,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     mn = commands.add_parser("mnist", help="an N-/S-/PS-VAE on dynamically binarised MNIST (Tables 1 and 2)")
     mn.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
     mn.add_argument("--dim", type=int, required=True, help="latent degrees of freedom d (the sphere S^d is in R^(d+1))")
-    mn.add_argument("--seed", type=int, default=0)
+    mn.add_argument("--seed", type=seed_argument, default=0)
     mn.add_argument("--profile", choices=["paper", "fast", "smoke"], default="paper",
                     help="run budget the flags below override (default: the paper's protocol)")
     mn.add_argument("--epochs", type=int)
@@ -327,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--z1", type=int, required=True, help="M1's latent degrees of freedom")
     mm.add_argument("--z2", type=int, required=True, help="M2's latent degrees of freedom")
     mm.add_argument("--labels", type=int, default=100, help="labelled training images, balanced over the classes")
-    mm.add_argument("--seed", type=int, default=0)
+    mm.add_argument("--seed", type=seed_argument, default=0)
     mm.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="run budget of M1 and M2")
     mm.add_argument("--alpha", type=float, help="weight of the labelled cross-entropy")
     mm.add_argument("--labelled-weight", dest="labelled_weight", type=float,

@@ -53,6 +53,8 @@ class CircleConfig:
             raise ValueError(f"models must be among {list(MODELS)}, got {unknown}")
         if not 0 < self.beta < 1:
             raise ValueError(f"beta must be in (0, 1), got {self.beta}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be an int >= 1, got {self.epochs!r}")
 
 
 def build(name: str, config: CircleConfig) -> tuple[VAE, float]:
