@@ -143,3 +143,15 @@ def test_info_shows_the_cache_and_a_missing_data_dir(tmp_path):
     run = svae("info", "--data-dir", str(tmp_path / "missing"))
     info = json.loads(run.stdout)
     assert info["data_dir_exists"] is False and info["cache_dir"]
+
+
+# --- progress in logs ------------------------------------------------------------------------------------
+
+
+def test_progress_is_one_line_per_epoch_when_stderr_is_not_a_terminal(mirror, cache):
+    """A tqdm bar writes carriage-return frames: `make demo > log` was mostly bar frames."""
+    run = svae("linkpred", "--dataset", "cora", "--latent", "vmf", "--epochs", "4", "--data-dir", str(mirror),
+               "--cache-dir", str(cache))
+    assert run.returncode == 0 and "\r" not in run.stderr, run.stderr[-2000:]
+    lines = [line for line in run.stderr.splitlines() if line.startswith("cora/vmf: ")]
+    assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"] and "val_auc" in lines[-1]

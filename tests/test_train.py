@@ -155,7 +155,10 @@ def test_non_finite_weights_after_a_finite_loss_are_not_checkpointed(tmp_path):
 
 
 def test_progress_bar_shows_the_running_figures_during_an_epoch(monkeypatch, capsys):
+    import svae.progress
     import svae.train
+
+    monkeypatch.setattr(svae.progress, "_on_terminal", lambda: True)  # the live bar (a log gets lines)
 
     clock = iter(range(0, 10**6))  # each reading of the clock one second later: every step redraws
     monkeypatch.setattr(svae.train.time, "monotonic", lambda: float(next(clock)))

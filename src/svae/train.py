@@ -26,11 +26,11 @@ from typing import Callable
 
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 from svae.atomic import atomic_write
 from svae.nn.objectives import elbo_terms
 from svae.nn.vae import VAE
+from svae.progress import progress as progress_bar
 
 
 @dataclass
@@ -187,8 +187,8 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
     resumed_seconds = state.get("seconds", 0.0)  # training time of the sessions before this one
     parameters = [p for p in model.parameters() if p.requires_grad]
     done_epochs = state["epoch"]
-    bar = tqdm(range(done_epochs + 1, config.epochs + 1), desc=desc, disable=not progress or rank != 0,
-               leave=False, dynamic_ncols=True, initial=done_epochs, total=config.epochs)
+    bar = progress_bar(range(done_epochs + 1, config.epochs + 1), desc=desc, enabled=progress and rank == 0,
+                       initial=done_epochs, total=config.epochs)
     for epoch in bar:
         if stop_after is not None and epoch > done_epochs + stop_after:
             break

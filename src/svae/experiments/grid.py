@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
+from svae.progress import progress as progress_bar
 from svae.records import code_version
 
 
@@ -65,7 +65,7 @@ def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int =
     todo = [c for c in configs if not is_done(path_of(c), c)]
     threads = max(1, usable_cpus() // jobs)
     tasks = [(run_one, c, path_of(c), threads) for c in todo]
-    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, disable=not progress)
+    bar = progress_bar(total=len(configs), initial=len(configs) - len(todo), desc=desc, enabled=progress)
     if jobs == 1:
         for task in tasks:
             _call(task)

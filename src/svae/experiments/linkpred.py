@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 
 import torch
-from tqdm.auto import tqdm
 
 from svae.data.link_split import kipf_split
 from svae.data.planetoid import dataset_name, load_planetoid
 from svae.nn.graph import GCNEncoder, ScaledInnerProductDecoder, VariationalGAE, message_passing_graph
 from svae.nn.latent import FAMILIES, latent_family
+from svae.progress import progress as progress_bar
 from svae.train import NonFiniteLossError
 
 LOSSES = ("dense", "negative")
@@ -131,8 +131,7 @@ def run(config: LinkPredConfig, *, data_dir=None, cache_dir=None, progress: bool
     model = build_model(config, data.x.shape[1]).to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     curve, best = [], {"val_auc": -1.0}
-    bar = tqdm(range(1, config.epochs + 1), desc=f"{config.dataset}/{config.latent}", disable=not progress,
-               leave=False, dynamic_ncols=True)
+    bar = progress_bar(range(1, config.epochs + 1), desc=f"{config.dataset}/{config.latent}", enabled=progress)
     for epoch in bar:
         model.train()
         optimizer.zero_grad()
