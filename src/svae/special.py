@@ -121,8 +121,9 @@ def _debye_terms(v, x, coef, with_log_ive: bool = True):
     ``v`` is a number or a tensor shaped like ``x``.
     """
     v1 = v + 1
-    # hypot: x^2 overflows above 1e154 (float64)
-    r, r1 = torch.hypot(x, torch.as_tensor(v, dtype=x.dtype, device=x.device)), torch.hypot(x, torch.as_tensor(v1, dtype=x.dtype, device=x.device))
+    # hypot, not sqrt(x^2 + v^2): x^2 overflows above 1e154 (float64)
+    orders = [torch.as_tensor(nu, dtype=x.dtype, device=x.device) for nu in (v, v1)]
+    r, r1 = torch.hypot(x, orders[0]), torch.hypot(x, orders[1])
     log_sums = _debye_log_sum(_stack_orders(v, x), torch.stack([r, r1]), coef)
     common = v * v / (r + x) - 0.5 * torch.log(2 * math.pi * r) + log_sums[0]
     log_ive_v = common - v * torch.asinh(v / x) if with_log_ive else None

@@ -39,9 +39,6 @@ class PowerSpherical(SphericalDistribution):
     def _beta(self) -> float:
         return 0.5 * (self.dim - 1)
 
-    def _wide_concentration(self) -> torch.Tensor:
-        return self.concentration.to(wide_dtype(self.concentration))
-
     def _log_density_at_loc(self) -> torch.Tensor:
         r"""log p(loc) = :math:`\log\Gamma(\alpha+\beta) - \log\Gamma(\alpha) - \beta \log 4\pi`, in float64:
         with :math:`t = (1 + \mu^T z)/2`, log p(z) = kappa log t + log p(loc)."""
@@ -53,7 +50,7 @@ class PowerSpherical(SphericalDistribution):
         """KL(p || uniform) in float64 (:mod:`svae.distributions.power_spherical_terms`): exactly 0,
         with gradient 0, at kappa = 0, and never negative (:func:`nonnegative`)."""
         kappa = self._wide_concentration()
-        return torch.where(kappa > 0, nonnegative(kl_to_uniform(kappa, self._beta)), 0.0)
+        return nonnegative(kl_to_uniform(kappa, self._beta), kappa)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)[:-1]

@@ -6,6 +6,7 @@ import torch
 from torch.distributions import Distribution
 
 from svae.distributions.constraints import nonnegative_finite, sphere
+from svae.special import wide_dtype
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -56,11 +57,16 @@ def _trailing_singleton_broadcast(loc, concentration, batch_shape) -> bool:
     )
 
 
-def nonnegative(kl: torch.Tensor) -> torch.Tensor:
+def nonnegative(kl: torch.Tensor, concentration: torch.Tensor | None = None) -> torch.Tensor:
     """A KL whose rounding residue below 0 is set to 0, keeping its gradient: the residue is of
     the order of eps times the size of the cancelling terms, while the gradient is computed
-    from an accurate analytic expression and must not be lost where the KL is tiny."""
-    return torch.where(kl < 0, kl - kl.detach(), kl)
+    from an accurate analytic expression and must not be lost where the KL is tiny.
+
+    With the ``concentration`` of a KL to the uniform distribution, the KL is also exactly 0,
+    with gradient 0, where the concentration is 0 (the terms' rounding would leave ~1e-16 there).
+    """
+    kl = torch.where(kl < 0, kl - kl.detach(), kl)
+    return kl if concentration is None else torch.where(concentration > 0, kl, 0.0)
 
 
 class SphericalDistribution(Distribution):
@@ -96,6 +102,10 @@ class SphericalDistribution(Distribution):
     @property
     def mode(self) -> torch.Tensor:
         return self.loc
+
+    def _wide_concentration(self) -> torch.Tensor:
+        """kappa in the special functions' computation dtype (float64 but on Apple MPS)."""
+        return self.concentration.to(wide_dtype(self.concentration))
 
     def _computing(self):
         """(loc, concentration) in the dtype computations run in (:func:`compute_dtype`)."""

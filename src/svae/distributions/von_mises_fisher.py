@@ -9,7 +9,7 @@ from svae.distributions.householder import rotate_from_pole, tangent_directions
 from svae.distributions.hyperspherical_uniform import log_sphere_area
 from svae.distributions.spherical import SphericalDistribution, nonnegative
 from svae.distributions.wood import accepted_complements, envelope_b, wood_sample
-from svae.special import iv_ratio_and_complement, log_ive_over_power, log_ive_over_power_and_ratio, wide_dtype
+from svae.special import iv_ratio_and_complement, log_ive_over_power, log_ive_over_power_and_ratio
 
 __all__ = ["VonMisesFisher"]
 
@@ -47,10 +47,6 @@ class VonMisesFisher(SphericalDistribution):
     def _order(self) -> float:
         return self.dim / 2 - 1
 
-    def _wide_concentration(self) -> torch.Tensor:
-        """kappa in the special functions' computation dtype (float64 but on Apple MPS)."""
-        return self.concentration.to(wide_dtype(self.concentration))
-
     def _bessel_terms(self, kappa: torch.Tensor):
         """(log(I_v(k) e^-k k^-v), A_m(k), 1 - A_m(k)) with A_m = I_{m/2} / I_{m/2-1}, in one
         evaluation, at ``kappa`` (:meth:`_wide_concentration`)."""
@@ -67,13 +63,14 @@ class VonMisesFisher(SphericalDistribution):
         loc, _ = self._computing()
         # 1 - mu^T z as |z - mu|^2 / 2 keeps its relative precision when z is close to mu; the
         # sum runs in the sample's dtype, the rest with the normaliser in float64.
-        normalizer = self._log_normalizer()
-        one_minus_w = 0.5 * (value.to(loc.dtype) - loc).square().sum(-1).to(normalizer.dtype)
-        return self._returned(normalizer - self.concentration.to(normalizer.dtype) * one_minus_w)
+        kappa = self._wide_concentration()
+        one_minus_w = 0.5 * (value.to(loc.dtype) - loc).square().sum(-1).to(kappa.dtype)
+        return self._returned(self._log_normalizer(kappa) - kappa * one_minus_w)
 
-    def _log_normalizer(self) -> torch.Tensor:
-        """log C_m(kappa) + kappa, written so that kappa = 0 and kappa -> inf are both exact."""
-        return -0.5 * self.dim * math.log(2 * math.pi) - log_ive_over_power(self._order, self.concentration, rounded=False)
+    def _log_normalizer(self, kappa: torch.Tensor) -> torch.Tensor:
+        """log C_m(kappa) + kappa at ``kappa`` (:meth:`_wide_concentration`), written so that
+        kappa = 0 and kappa -> inf are both exact."""
+        return -0.5 * self.dim * math.log(2 * math.pi) - log_ive_over_power(self._order, kappa, rounded=False)
 
     def _kl_to_uniform(self) -> torch.Tensor:
         r"""KL(q || uniform) in the computation dtype: :math:`[g(0) - g(\kappa)] - \kappa (1 - A)` with
@@ -86,7 +83,7 @@ class VonMisesFisher(SphericalDistribution):
         log_over_power, _, complement = self._bessel_terms(kappa)
         v = self._order
         kl = (-v * math.log(2) - math.lgamma(v + 1)) - log_over_power - kappa * complement
-        return torch.where(kappa > 0, nonnegative(kl), 0.0)
+        return nonnegative(kl, kappa)
 
     def entropy(self) -> torch.Tensor:
         return self._returned(log_sphere_area(self.dim) - self._kl_to_uniform())
