@@ -1,5 +1,7 @@
-"""Shared fixtures: the read-only data mirror and a per-session writable cache."""
+"""Shared fixtures: the read-only data mirror and a per-session writable cache; the command line."""
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,12 @@ from svae import native
 
 # Training code constructs distributions with validate_args=False; tests keep torch's default.
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_svae(*args, check: bool = False, cwd=None, env=None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real ``svae`` command in a subprocess (as a user runs it), its output captured."""
+    return subprocess.run([sys.executable, "-m", "svae.cli", *map(str, args)], capture_output=True, text=True,
+                          check=check, cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

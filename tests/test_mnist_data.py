@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from svae.data.mnist import MIRRORS, binarize, load_mnist, read_idx
-from svae.data.store import ChecksumError
+from svae.data.store import ChecksumError, DataUnavailableError
 
 
 def write_idx(path, array: np.ndarray, code: int, compress: bool):
@@ -122,12 +122,13 @@ def test_download_failures_are_named(mirror, tmp_path, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr("urllib.request.urlopen", offline)
-    with pytest.raises(OSError) as error:
+    with pytest.raises(DataUnavailableError) as error:
         load_mnist(data_dir=empty, cache_dir=tmp_path / "offline")
     assert str(error.value) == (
-        f"MNIST file train-images-idx3-ubyte is neither in the data directory {empty / 'mnist'} nor in the cache "
-        f"{tmp_path / 'offline' / 'mnist'}, and could not be downloaded: {MIRRORS[0]}: network is unreachable; "
-        f"{MIRRORS[1]}: network is unreachable")
+        f"train-images-idx3-ubyte is in neither the data directory {empty / 'mnist'} nor the cache "
+        f"{tmp_path / 'offline' / 'mnist'}, and the download failed ({MIRRORS[0]}: network is unreachable; "
+        f"{MIRRORS[1]}: network is unreachable); put the file in one of them (--data-dir or $SVAE_DATA_DIR names "
+        f"the data directory) or run again with a network")
 
 
 def test_binarisation_statistics():

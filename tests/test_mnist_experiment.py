@@ -8,6 +8,7 @@ import types
 import pytest
 
 import torch
+from conftest import run_svae
 
 from svae.experiments import mnist as mnist_experiment  # its test_log_likelihood is no test: not imported bare
 from svae.experiments.mnist import (MnistConfig, binarized_test_set, build_model, knn_scores, load_model, model_path,
@@ -15,8 +16,7 @@ from svae.experiments.mnist import (MnistConfig, binarized_test_set, build_model
 
 
 def svae(*args, check=True, cwd=None):
-    return subprocess.run([sys.executable, "-m", "svae.cli", *args], capture_output=True, text=True, check=check,
-                          cwd=cwd)
+    return run_svae(*args, check=check, cwd=cwd)
 
 
 def test_one_run_writes_the_metrics(tmp_path, mirror, cache):
@@ -110,14 +110,15 @@ def test_bad_arguments(args, message):
     assert result.returncode == 2 and message in result.stderr
 
 
-@pytest.mark.parametrize("flag, patience", [([], 50), (["--patience", "7"], 7), (["--patience", "0"], None)])
+@pytest.mark.parametrize("flag, patience", [([], 10), (["--profile", "paper"], 50), (["--patience", "7"], 7),
+                                             (["--patience", "0"], None)])
 def test_patience_flag(monkeypatch, flag, patience):
     import svae.experiments.mnist
     from svae.cli import main
 
     configs = []
     monkeypatch.setattr(svae.experiments.mnist, "run", lambda config, **_: configs.append(config))
-    assert main(["mnist", "--latent", "vmf", "--dim", "2", *flag]) == 0  # the paper profile: patience 50
+    assert main(["mnist", "--latent", "vmf", "--dim", "2", *flag]) == 0  # the fast profile by default: patience 10
     assert configs[0].patience == patience
 
 

@@ -46,4 +46,4 @@ def test_plot_command_reads_records(tmp_path):
                              capture_output=True, text=True, check=True).stdout
         assert f"lp.{kind}.png" in out
     failed = subprocess.run([sys.executable, "-m", "svae.cli", "plot", "latent", str(path)], capture_output=True, text=True)
-    assert failed.returncode == 2 and "has no 'codes' and 'labels'" in failed.stderr
+    assert failed.returncode == 2 and "the record has no latent codes and labels" in failed.stderr

@@ -1,6 +1,7 @@
 """Files that are never half written: write a temporary file in the same folder, then rename it."""
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 from pathlib import Path
@@ -15,9 +16,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(path)
     # Created like any file (mode 0o666 less the umask), not mkstemp's owner-only 0o600, which
-    # os.replace would hand on to the result.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # os.replace would hand on to the result. The name holds the writer's process id.
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(8)}.tmp"
     tmp.open("x").close()
     try:
         write(tmp)
@@ -28,6 +30,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _remove_orphans(path: Path) -> None:
+    """Remove the temporary files of ``path`` left by writers that were killed (SIGKILL, a power cut)
+    before they could clean up: those whose process no longer runs on this machine."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

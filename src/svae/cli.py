@@ -72,6 +72,11 @@ LINKPRED_FLAGS = ("epochs", "lr", "hidden", "latent_dim", "dropout", "loss", "co
                   "learn_scale", "device")
 
 
+# Where `svae reproduce` keeps its records by default: the committed ones, which it trains again
+# (and says so) unless --reuse.
+_REPRODUCE_OUT = {"linkpred": "results/linkpred", "mnist": "results/mnist/{profile}", "m1m2": "results/m1m2"}
+
+
 def _reproduce(args) -> int:
     import importlib
 
@@ -82,15 +87,19 @@ def _reproduce(args) -> int:
         args.parser.error("--dims takes latent dimensions >= 1 and applies to reproduce mnist only")
     if args.latents is not None and args.experiment != "mnist":
         args.parser.error("--latents applies to reproduce mnist only")
+    if args.profile is not None and args.experiment == "linkpred":
+        args.parser.error("--profile applies to reproduce mnist and m1m2 (linkpred's budget is its tuned epochs)")
+    args.profile = args.profile or "fast"
     options = {"jobs": args.jobs, "table": args.table, "data_dir": args.data_dir, "cache_dir": args.cache_dir,
-               "train": not args.table_only}
+               "train": not args.table_only, "reuse": args.reuse,
+               "out_dir": args.out or _REPRODUCE_OUT[args.experiment].format(profile=args.profile)}
     if args.experiment == "linkpred":
-        options.update(seeds=args.seeds or 10, out_dir=args.out or "results/linkpred",
-                       table=args.table or "results/linkpred.md")
+        options.update(seeds=args.seeds or 10, table=args.table or "results/linkpred.md")
     else:  # mnist and m1m2 name their default directories after the profile
-        options.update(profile=args.profile, seeds=args.seeds or 1, **({"out_dir": args.out} if args.out else {}),
+        options.update(profile=args.profile, seeds=args.seeds or 1,
                        **({"dims": tuple(args.dims)} if args.dims else {}),
                        **({"latents": tuple(args.latents)} if args.latents else {}))
+    args.out_dir = options["out_dir"] + (f"/{args.profile}" if args.experiment == "m1m2" else "")  # the records'
     reproduce = importlib.import_module(f"svae.experiments.{args.experiment}").reproduce
     try:
         table = reproduce(**options)
@@ -132,7 +141,7 @@ def _m1m2(args) -> int:
 def _mnist(args) -> int:
     from dataclasses import asdict
 
-    from svae.experiments.mnist import PROFILES, MnistConfig, run
+    from svae.experiments.mnist import PROFILES, MnistConfig, describe_budget, run
     from svae.records import write_record
 
     torch.distributions.Distribution.set_default_validate_args(False)
@@ -162,6 +171,8 @@ def _mnist(args) -> int:
         config = MnistConfig(latent=args.latent, dim=args.dim, seed=args.seed, **{**PROFILES[args.profile], **overrides})
     except ValueError as error:
         args.parser.error(str(error))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"svae mnist: {describe_budget(config, args.profile)}", file=sys.stderr, flush=True)
     record = run(config, data_dir=args.data_dir, cache_dir=args.cache_dir, checkpoint=args.checkpoint,
                  model_path=args.model)
     if record is None:  # a data-parallel worker other than rank 0: rank 0 evaluates and reports
@@ -198,18 +209,21 @@ def _plot(args) -> int:
     from pathlib import Path
 
     from svae import plots
-    from svae.records import read_record
+    from svae.records import RecordError, read_record
 
     figures = []
     for source in args.records:
-        record = read_record(source)
+        try:
+            record = read_record(source)
+        except RecordError as error:
+            args.parser.error(str(error))
         out = Path(args.out) if args.out and len(args.records) == 1 else Path(source).with_suffix(f".{args.kind}.{args.format}")
         try:
             if args.kind == "curves":
                 figures.append(plots.learning_curves(record, out))
             elif args.kind == "latent":
                 if "codes" not in record or "labels" not in record:
-                    raise ValueError("the record has no 'codes' and 'labels' (written by svae demo and svae mnist)")
+                    raise ValueError(_no_codes(record))
                 codes = record["codes"]
                 if isinstance(codes, dict):  # several models: one panel each
                     figures.append(plots.latent_spaces(codes, record["labels"], out))
@@ -226,6 +240,16 @@ def _plot(args) -> int:
     for figure in figures:
         print(f"figure written to {figure}")
     return 0
+
+
+def _no_codes(record: dict) -> str:
+    """Why a record has no latent codes to plot, and which runs keep them."""
+    rule = ("svae demo keeps them always; svae mnist only when a code has at most 3 coordinates (d <= 2 for "
+            "vmf and power, d <= 3 for normal)")
+    config = record.get("config", {})
+    if record.get("command", "").endswith("mnist") and "dim" in config:
+        return f"the record has no latent codes: its run has d = {config['dim']}, and {rule}"
+    return f"the record has no latent codes and labels; {rule}"
 
 
 def add_cache_dir(parser: argparse.ArgumentParser) -> None:
@@ -273,6 +297,8 @@ def add_experiment_options(parser: argparse.ArgumentParser, run) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svae", description="Hyperspherical latent-variable models.")
     parser.add_argument("--version", action="version", version=f"svae {svae.__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of errors caused by input too (data, checkpoints, Ctrl-C)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="versions, devices, the data directory in use and whether the compiled CPU loops build")
     add_data_dir(info)
@@ -316,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
     mn.add_argument("--dim", type=int, required=True, help="latent degrees of freedom d (the sphere S^d is in R^(d+1))")
     mn.add_argument("--seed", type=seed_argument, default=0)
-    mn.add_argument("--profile", choices=["paper", "fast", "smoke"], default="paper",
-                    help="run budget the flags below override (default: the paper's protocol)")
+    mn.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast",
+                    help="run budget the flags below override: fast (default, as reproduce and m1m2), paper "
+                         "(the paper's protocol: up to 1000 epochs, hours on a CPU) or smoke (seconds)")
     mn.add_argument("--epochs", type=int)
     mn.add_argument("--batch-size", dest="batch_size", type=int)
     mn.add_argument("--lr", type=float)
@@ -366,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = commands.add_parser("reproduce", help="run a paper table's whole grid (resumable) and write it")
     rep.add_argument("experiment", choices=["linkpred", "mnist", "m1m2"])
-    rep.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="mnist run budget")
+    rep.add_argument("--profile", choices=["paper", "fast", "smoke"], default=None,
+                     help="run budget of every MNIST and M1+M2 run (default fast; linkpred has its tuned epochs)")
     rep.add_argument("--seeds", type=int, default=None, help="seeds per cell (linkpred 10, mnist 1)")
     rep.add_argument("--jobs", type=int, default=1, help="parallel runs (threads are shared out)")
     rep.add_argument("--dims", type=int, nargs="+",
@@ -379,9 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--table", default=None, help="table path (default results/<experiment>.md)")
     add_data_dir(rep)
     add_cache_dir(rep)
+    reuse = rep.add_mutually_exclusive_group()
+    reuse.add_argument("--reuse", dest="reuse", action="store_const", const="any", default="same-code",
+                       help="reuse every record of the same configuration, whatever code version wrote it (by "
+                            "default only records written by this code are reused; the committed ones are not)")
+    reuse.add_argument("--retrain", dest="reuse", action="store_const", const="none",
+                       help="train every run again, reusing no record")
     rep.add_argument("--table-only", action="store_true",
-                     help="write the table from the records present, without training")
+                     help="write the table from the records present (any code version), without training")
     rep.set_defaults(run=_reproduce, parser=rep)
+    for command in commands.choices.values():  # --debug before or after the command's name
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -419,7 +455,8 @@ def main(argv=None) -> int:
         problem = None if value is None else output_file_problem(value)
         if problem:  # found now, not after hours of training
             getattr(args, "parser", parser).error(f"--{name} {value!r}: {problem}")
-    from svae.train import NonFiniteLossError
+    from svae.data.store import DataError
+    from svae.train import CheckpointError, NonFiniteLossError
 
     try:
         return args.run(args)
@@ -428,7 +465,35 @@ def main(argv=None) -> int:
         if getattr(args, "json", None):
             print(f"svae: the record {_diverged_record(args, error)} says so (\"status\": \"diverged\", no "
                   f"metrics)", file=sys.stderr)
+        if args.debug:
+            raise
         return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\nsvae: interrupted; {_what_was_kept(args)}", file=sys.stderr)
+        return 130  # the shell's code for a process ended by SIGINT
+    except (DataError, CheckpointError) as error:  # caused by the user's files: one line, no traceback
+        if args.debug:
+            raise
+        print(f"svae: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _what_was_kept(args) -> str:
+    """What an interrupted command keeps, and how to go on from it."""
+    if args.run is _reproduce:
+        checkpoints = " (an unfinished MNIST run resumes from its checkpoint there)" if args.experiment == "mnist" else ""
+        return (f"the records of the finished runs are in {args.out_dir}/: run the same command again to go on"
+                f"{checkpoints}")
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint and Path(checkpoint).exists():
+        return f"the checkpoint {checkpoint} holds the last finished epoch: run the same command again to resume"
+    if checkpoint:
+        return f"no epoch had finished, so there is no checkpoint at {checkpoint} yet"
+    if args.run is _mnist:
+        return "nothing was kept: pass --checkpoint PATH to be able to resume an interrupted run"
+    return "nothing was kept (this command has no checkpoint): run it again"
 
 
 def _diverged_record(args, error: Exception):

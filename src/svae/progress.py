@@ -2,11 +2,13 @@
 
 A tqdm bar redraws itself with carriage returns; written to a log file (``make demo > log``, CI,
 a batch job) that is thousands of frames. When stderr is not a terminal, :class:`LineProgress`
-prints one line per completed item instead, with the figures last given to ``set_postfix``.
+prints one line per completed item instead, with the figures last given to ``set_postfix``, the
+time so far and an estimate of the time left (an upper bound where a loop may stop early).
 """
 from __future__ import annotations
 
 import sys
+import time
 
 from tqdm.auto import tqdm
 
@@ -28,6 +30,7 @@ class LineProgress:
 
     def __init__(self, iterable=None, *, desc: str, total: int | None = None, initial: int = 0):
         self.iterable, self.desc, self.n, self.postfix = iterable, desc, initial, {}
+        self.initial, self.started = initial, time.monotonic()
         self.total = total if total is not None else (len(iterable) + initial if hasattr(iterable, "__len__") else None)
 
     def __iter__(self):
@@ -42,7 +45,20 @@ class LineProgress:
         self.n += n
         figures = ", ".join(f"{key} {value}" for key, value in self.postfix.items())
         total = f"/{self.total}" if self.total is not None else ""
-        print(f"{self.desc}: {self.n}{total}" + (f"  {figures}" if figures else ""), file=sys.stderr, flush=True)
+        elapsed = time.monotonic() - self.started
+        timing = f"  [{_duration(elapsed)}"
+        if self.total is not None and self.n > self.initial:
+            timing += f", {_duration(elapsed / (self.n - self.initial) * (self.total - self.n))} left at most"
+        print(f"{self.desc}: {self.n}{total}" + (f"  {figures}" if figures else "") + timing + "]",
+              file=sys.stderr, flush=True)
 
     def close(self) -> None:
         pass
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -7,6 +7,7 @@ wall time. Tables in docs are generated from them.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -46,16 +47,26 @@ def git_dirty() -> bool | None:
     return None if status is None else bool(status)
 
 
+def code_hash() -> str:
+    """A hash of the package's source (every ``.py`` and ``.cpp`` file under ``svae/``): two runs
+    with one hash ran the same code, with or without git, committed or not. Records carry it so
+    that a grid reuses a record only when the code that made it is the code running now."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in _PACKAGE_DIR.rglob("*") if p.suffix in (".py", ".cpp")):
+        digest.update(path.relative_to(_PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 @functools.cache
 def code_version() -> dict:
-    """``git_sha`` and ``git_dirty`` of the code this process runs, read once and kept.
+    """``git_sha``, ``git_dirty`` and :func:`code_hash` of the code this process runs, read once and kept.
 
     A record must name the commit whose code ran, not the one checked out when it is written: a
     long run outlives commits made while it trains. So entry points call this at start-up (the CLI
     does, and so do grid workers as they start); a process that never did reads it at its first
     record.
     """
-    return {"git_sha": git_sha(), "git_dirty": git_dirty()}
+    return {"git_sha": git_sha(), "git_dirty": git_dirty(), "code_hash": code_hash()}
 
 
 def provenance() -> dict:
@@ -92,5 +103,23 @@ def write_record(path, *, command: str, config: dict, metrics: dict, wall_time: 
         return fallback
 
 
+class RecordError(ValueError):
+    """A record file that is missing, empty, or not a JSON record of svae's."""
+
+
 def read_record(path) -> dict:
-    return json.loads(Path(path).read_text())
+    """The record at ``path``; RecordError (naming the file and what is wrong) if it is not one."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise RecordError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if not text.strip():
+        raise RecordError(f"{path}: the file is empty, not a JSON record")
+    try:
+        record = json.loads(text)
+    except ValueError as error:
+        raise RecordError(f"{path}: not valid JSON ({error}); was it cut short?") from None
+    if not isinstance(record, dict) or "metrics" not in record:
+        raise RecordError(f"{path}: JSON, but not a record written by svae (no 'metrics')")
+    return record

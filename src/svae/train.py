@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,6 +70,10 @@ class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from: unreadable, or written by another run."""
+
+
 def stream_seed(*parts: int) -> int:
     """A seed for a random stream from integers (e.g. seed, step, micro-batch), below 2^63."""
     value = 0x9E3779B97F4A7C15
@@ -114,8 +119,23 @@ def _check_same_model(checkpoint: Path, theirs: dict | None, ours: dict) -> None
     names = sorted(theirs["shapes"].keys() | ours["shapes"].keys())
     what += [f"{name} of shape {theirs['shapes'].get(name)}, not {ours['shapes'].get(name)}" for name in names
              if theirs["shapes"].get(name) != ours["shapes"].get(name)][:3]
-    raise ValueError(f"{checkpoint} was written for another model ({'; '.join(what)}); remove it to start this "
-                     f"run afresh")
+    raise CheckpointError(f"{checkpoint} was written for another model ({'; '.join(what)}); remove it to start "
+                          f"this run afresh, or give another --checkpoint")
+
+
+def _read_checkpoint(checkpoint: Path, device) -> dict:
+    """The saved training state; CheckpointError if the file is not a whole checkpoint of :func:`fit`.
+    (Checkpoints are written atomically, so a truncated one was cut short or changed by something else.)"""
+    try:
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+    except Exception as error:  # torch.load raises what its unpickler and zip reader do: many types
+        raise CheckpointError(f"{checkpoint} cannot be read as a checkpoint ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else 'truncated?'}); remove it to start "
+                              f"this run afresh") from error
+    if not isinstance(saved, dict) or not {"config", "model", "optimizer", "state"} <= saved.keys():
+        raise CheckpointError(f"{checkpoint} is not a training checkpoint of svae; remove it or give another "
+                              f"--checkpoint")
+    return saved
 
 
 def _kept_checkpoint(checkpoint: Path | None, epoch: int) -> str:
@@ -172,18 +192,21 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
                                                              "state": copy.deepcopy(model.state_dict())}}
     checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=config.device, weights_only=False)
+        saved = _read_checkpoint(checkpoint, config.device)
         # the device is not part of the run: a checkpoint written on a GPU resumes on a CPU
         ours, theirs = asdict(config), saved["config"]
         differing = sorted(k for k in ours.keys() | theirs.keys() if k != "device" and ours.get(k) != theirs.get(k))
         if differing:
-            raise ValueError(f"{checkpoint} was written with another configuration: "
-                             + ", ".join(f"{k} = {theirs.get(k)!r}, not {ours.get(k)!r}" for k in differing)
-                             + "; remove it to start this run afresh")
+            raise CheckpointError(f"{checkpoint} was written with another configuration: "
+                                  + ", ".join(f"{k} = {theirs.get(k)!r}, not {ours.get(k)!r}" for k in differing)
+                                  + "; remove it to start this run afresh, or give another --checkpoint")
         _check_same_model(checkpoint, saved.get("model_signature"), _model_signature(model))
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
+        if rank == 0:
+            print(f"{desc}: resuming from {checkpoint}, {state['epoch']} of at most {config.epochs} epochs done",
+                  file=sys.stderr, flush=True)
     resumed_seconds = state.get("seconds", 0.0)  # training time of the sessions before this one
     parameters = [p for p in model.parameters() if p.requires_grad]
     done_epochs = state["epoch"]

@@ -65,7 +65,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
-def _download(name: str, data_dir: Path, cache_dir: Path):
+def _download(name: str):
     def download(path: Path) -> None:
         errors = []
         for mirror in MIRRORS:
@@ -75,8 +75,7 @@ def _download(name: str, data_dir: Path, cache_dir: Path):
                 return
             except (OSError, EOFError) as error:
                 errors.append(f"{mirror}: {error}")
-        raise OSError(f"MNIST file {name} is neither in the data directory {data_dir} nor in the cache "
-                      f"{cache_dir}, and could not be downloaded: " + "; ".join(errors))
+        raise OSError("; ".join(errors))
 
     return download
 
@@ -87,7 +86,7 @@ def _fetch(name: str, data_dir: Path, cache_dir: Path) -> Path:
         if (cache_dir / relative).exists() or (data_dir / relative).exists():
             return fetch(relative, SHA256[name], data_dir=data_dir, cache_dir=cache_dir,
                          gunzip_checksum=relative.endswith(".gz"))
-    return fetch(name, SHA256[name], data_dir=data_dir, cache_dir=cache_dir, download=_download(name, data_dir, cache_dir))
+    return fetch(name, SHA256[name], data_dir=data_dir, cache_dir=cache_dir, download=_download(name))
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,27 @@ DATA_DIR_ENV = "SVAE_DATA_DIR"
 CACHE_DIR_ENV = "SVAE_CACHE_DIR"
 
 
-class ChecksumError(RuntimeError):
+class DataError(RuntimeError):
+    """A data file that cannot be had: the message names the file, where it was looked for, and what to do."""
+
+
+class ChecksumError(DataError):
     """A data file does not have the content it should: truncated, corrupt or another version."""
+
+
+class DataUnavailableError(DataError):
+    """A data file is in neither the data directory nor the cache, and could not be downloaded."""
+
+
+class CacheNotWritableError(DataError):
+    """The cache, where svae keeps its copies and downloads, cannot be written."""
+
+
+# What to do about a bad file depends on where it is: svae never writes into the data directory
+# (often a shared, read-only mirror), but the cache is its own.
+_IN_CACHE = "delete it to fetch it again"
+_IN_MIRROR = ("svae never writes to the data directory: replace the file with a good copy, or point --data-dir "
+              "(or $SVAE_DATA_DIR) elsewhere so that it is downloaded into the cache")
 
 
 def default_cache_dir() -> Path:
@@ -46,7 +65,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return default_cache_dir()
 
 
-def sha256(path: Path, *, gunzip: bool = False) -> str:
+def sha256(path: Path, *, gunzip: bool = False, advice: str = _IN_CACHE) -> str:
     """SHA-256 of a file's content (of the decompressed content with ``gunzip``)."""
     digest = hashlib.sha256()
     opener = gzip.open if gunzip else open
@@ -55,7 +74,7 @@ def sha256(path: Path, *, gunzip: bool = False) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     except (OSError, EOFError) as error:  # truncated or not gzip at all
-        raise ChecksumError(f"{path}: cannot be read ({error}); delete it to fetch it again") from None
+        raise ChecksumError(f"{path}: cannot be read ({error}); {advice}") from None
     return digest.hexdigest()
 
 
@@ -68,21 +87,38 @@ def _fingerprint(path: Path, expected: str) -> str:
     return f"{expected} {stat.st_size} {stat.st_mtime_ns}\n"
 
 
-def verify(path: Path, expected: str, *, gunzip: bool = False, stamp: bool = False) -> Path:
+def verify(path: Path, expected: str, *, gunzip: bool = False, stamp: bool = False, advice: str = _IN_CACHE) -> Path:
     """Check ``path`` against its SHA-256. With ``stamp`` (files in the writable cache), a verified file
-    gets a stamp of its size and modification time, and is not hashed again while they are unchanged."""
+    gets a stamp of its size and modification time, and is not hashed again while they are unchanged.
+    ``advice`` ends the error message: what to do about a bad file where it lies."""
     if stamp and _stamp(path).exists() and _stamp(path).read_text() == _fingerprint(path, expected):
         return path
-    actual = sha256(path, gunzip=gunzip)
+    actual = sha256(path, gunzip=gunzip, advice=advice)
     if actual != expected:
         what = "decompressed content" if gunzip else "content"
         raise ChecksumError(
             f"{path}: SHA-256 of its {what} is {actual}, expected {expected} (truncated, corrupt or a "
-            f"different version); delete it to fetch it again"
+            f"different version); {advice}"
         )
     if stamp:
-        _stamp(path).write_text(_fingerprint(path, expected))
+        try:
+            _stamp(path).write_text(_fingerprint(path, expected))
+        except OSError:  # a read-only cache that holds every file already: hashed again next time
+            pass
     return path
+
+
+def _check_writable(cache_dir: Path, folder: Path) -> None:
+    """CacheNotWritableError unless a file can be created in ``folder`` (made if missing), inside the cache."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".svae-write-test-{os.getpid()}"
+        probe.open("x").close()
+        probe.unlink()
+    except OSError as error:
+        raise CacheNotWritableError(
+            f"the cache {cache_dir} cannot be written ({error.strerror or error}): give a writable folder with "
+            f"--cache-dir or $SVAE_CACHE_DIR") from None
 
 
 def fetch(
@@ -104,12 +140,23 @@ def fetch(
         return verify(target, expected_sha256, gunzip=gunzip_checksum, stamp=True)
     source = data_dir / relative
     if source.exists() and source.resolve() != target.resolve():
-        verify(source, expected_sha256, gunzip=gunzip_checksum)
+        verify(source, expected_sha256, gunzip=gunzip_checksum, advice=_IN_MIRROR)
+        _check_writable(cache_dir, target.parent)
         return atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+    missing = f"{relative} is in neither the data directory {data_dir} nor the cache {cache_dir}"
     if download is None:
-        raise FileNotFoundError(f"{relative}: not in the cache {cache_dir} nor in the data directory {data_dir}")
+        raise DataUnavailableError(f"{missing}; put it in one of them")
+    _check_writable(cache_dir, target.parent)
+
     def download_verified(tmp: Path) -> None:
         download(tmp)
         verify(tmp, expected_sha256, gunzip=gunzip_checksum)
 
-    return atomic_write(target, download_verified)
+    try:
+        return atomic_write(target, download_verified)
+    except ChecksumError:
+        raise
+    except OSError as error:  # no network, a refused connection, a full disk
+        raise DataUnavailableError(
+            f"{missing}, and the download failed ({error}); put the file in one of them (--data-dir or "
+            f"$SVAE_DATA_DIR names the data directory) or run again with a network") from None

@@ -1,21 +1,41 @@
-"""Run a grid of experiment configurations, one JSON record each, skipping those already done.
+"""Run a grid of experiment configurations, one JSON record each, reusing only what it should.
 
-A record counts as done when it exists and holds exactly the configuration asked for, so a grid
-can be interrupted and resumed at any time, and a changed configuration is run again.
+A grid can be interrupted and resumed at any time: a run whose record is present is not trained
+again. Which records count is a choice (``reuse``):
+
+* ``"same-code"`` (the default): a record holding exactly the configuration asked for, written
+  by the code running now (its ``code_hash``, :func:`svae.records.code_hash`). An interrupted
+  grid resumes; a record from another code version, such as the ones committed with svae, is
+  trained again.
+* ``"any"``: a record holding the configuration, whatever code wrote it.
+* ``"none"``: every run is trained again.
+
+Before training, the grid says how many records it reuses and from where, how many runs it
+trains and why, and which of the files it will overwrite are tracked by git. Each run is trained
+under a lock (``<records>/.locks/<run>.lock``), so two processes on one output directory never
+train the same run: the second skips the runs the first holds, trains the others, then waits for
+the skipped ones and trains any whose holder died without writing its record.
 """
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+from filelock import FileLock, Timeout
 
+from svae.atomic import atomic_write_text
 from svae.progress import progress as progress_bar
 from svae.records import code_version
+
+REUSE = ("same-code", "any", "none")
 
 
 def done_record(path: Path, config) -> dict | None:
@@ -23,12 +43,8 @@ def done_record(path: Path, config) -> dict | None:
     try:  # compared as JSON: tuples in the config are lists in the record
         record = json.loads(path.read_text())
         return record if record["config"] == json.loads(json.dumps(asdict(config))) else None
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def is_done(path: Path, config) -> bool:
-    return done_record(path, config) is not None
 
 
 def records_present(configs: list, path_of: Callable) -> tuple[list[tuple[object, dict]], int]:
@@ -40,12 +56,113 @@ def records_present(configs: list, path_of: Callable) -> tuple[list[tuple[object
     return present, len(configs) - len(present)
 
 
-def _call(task):
-    fn, config, path, threads = task
-    torch.set_num_threads(threads)
-    torch.distributions.Distribution.set_default_validate_args(False)
-    fn(config, path)
-    return str(path)
+def tracked_by_git(paths) -> list[Path]:
+    """Those of ``paths`` that git tracks in the repository around them (none without git)."""
+    tracked = []
+    for folder, names in _by_folder(paths).items():
+        try:
+            out = subprocess.run(["git", "ls-files", "-z", "--", *names], cwd=folder, capture_output=True,
+                                 text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out.returncode == 0:
+            tracked += [folder / name for name in out.stdout.split("\0") if name]
+    return tracked
+
+
+def _by_folder(paths) -> dict[Path, list[str]]:
+    folders = {}
+    for path in map(Path, paths):
+        if path.parent.is_dir():
+            folders.setdefault(path.parent, []).append(path.name)
+    return folders
+
+
+def write_table(table, text: str) -> None:
+    """Write a grid's table atomically, saying so when git tracks the file it replaces."""
+    table = Path(table)
+    tracked = tracked_by_git([table])
+    atomic_write_text(table, text)
+    print(f"table written to {table}" + (" (tracked by git: `git diff` shows what changed)" if tracked else ""))
+
+
+@dataclass
+class Plan:
+    """What a grid will do with each configuration, and why."""
+    reused: list = field(default_factory=list)
+    train: list = field(default_factory=list)
+    why: Counter = field(default_factory=Counter)  # reason -> runs to train for it
+    other_code: set = field(default_factory=set)  # git SHAs (or hashes) of the records set aside
+
+
+def plan(configs: list, path_of: Callable, reuse: str = "same-code") -> Plan:
+    if reuse not in REUSE:
+        raise ValueError(f"reuse must be one of {REUSE}, got {reuse!r}")
+    ours = code_version()["code_hash"]
+    result = Plan()
+    for config in configs:
+        path = path_of(config)
+        record = done_record(path, config)
+        if record is None:
+            result.train.append(config)
+            result.why["another configuration" if path.exists() else "no record"] += 1
+        elif reuse == "any" or (reuse == "same-code" and record.get("code_hash") == ours):
+            result.reused.append(config)
+        else:
+            result.train.append(config)
+            result.why["--retrain" if reuse == "none" else "a record from another code version"] += 1
+            if reuse == "same-code":
+                result.other_code.add((record.get("git_sha") or record.get("code_hash") or "unknown")[:8])
+    return result
+
+
+def describe(grid: Plan, configs: list, path_of: Callable, reuse: str) -> str:
+    """The lines a grid prints before it trains: reused, to train and why, files it overwrites."""
+    folders = sorted({str(path_of(c).parent) for c in configs})
+    where = ", ".join(f"{f}/" for f in folders)
+    lines = [f"{len(configs)} runs, records in {where}"]
+    if grid.reused:
+        whose = "whatever code wrote them (--reuse)" if reuse == "any" else \
+            f"written by this code (code_hash {code_version()['code_hash']})"
+        lines.append(f"  reusing {len(grid.reused)} records {whose}")
+    if grid.train:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(grid.why.items()))
+        lines.append(f"  training {len(grid.train)} runs ({reasons})")
+    if grid.other_code:
+        lines.append(f"  records from other code versions ({', '.join(sorted(grid.other_code))}) are trained "
+                     f"again; --reuse keeps them")
+    tracked = tracked_by_git(path_of(c) for c in grid.train)
+    if tracked:
+        lines.append(f"  note: this overwrites {len(tracked)} records tracked by git in {where} "
+                     f"(`git diff` shows what changed, `git checkout` restores them; --out writes elsewhere)")
+    return "\n".join(lines)
+
+
+def lock_path(record: Path) -> Path:
+    return record.parent / ".locks" / f"{record.stem}.lock"
+
+
+def _call(task) -> str:
+    """Train one run under its lock: "trained", "done" (another process wrote its record while
+    this one waited) or "held" (another process holds it and ``wait`` is False)."""
+    fn, config, path, threads, started, wait = task
+    lock_path(path).parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path(path))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        return "held"
+    try:
+        record = done_record(path, config)
+        if record is not None and record.get("code_hash") == code_version()["code_hash"] \
+                and path.stat().st_mtime >= started:
+            return "done"
+        torch.set_num_threads(threads)
+        torch.distributions.Distribution.set_default_validate_args(False)
+        fn(config, path)
+        return "trained"
+    finally:
+        lock.release()
 
 
 def usable_cpus() -> int:
@@ -57,22 +174,43 @@ def usable_cpus() -> int:
 
 
 def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int = 1, desc: str = "runs",
-             progress: bool = True) -> list[Path]:
-    """``run_one(config, path)`` for every config whose record ``path_of(config)`` is not done.
+             progress: bool = True, reuse: str = "same-code", first: list | None = None) -> list[Path]:
+    """``run_one(config, path)`` for every config whose record ``path_of(config)`` is not reused.
 
-    ``jobs`` processes share the CPU threads. ``run_one`` must be importable (a module-level function).
+    ``jobs`` processes share the CPU threads. ``run_one`` must be importable (a module-level
+    function). The configs in ``first`` (a subset) are all trained before the others start, e.g.
+    those that train a model the others share.
     """
-    todo = [c for c in configs if not is_done(path_of(c), c)]
+    grid = plan(configs, path_of, reuse)
+    print(describe(grid, configs, path_of, reuse), flush=True)
+    started = time.time()
     threads = max(1, usable_cpus() // jobs)
-    tasks = [(run_one, c, path_of(c), threads) for c in todo]
-    bar = progress_bar(total=len(configs), initial=len(configs) - len(todo), desc=desc, enabled=progress)
-    if jobs == 1:
-        for task in tasks:
-            _call(task)
-            bar.update()
-    else:
-        with ProcessPoolExecutor(jobs, initializer=code_version) as pool:  # the code each worker loads
-            for _ in pool.map(_call, tasks):
+    first_keys = {id(c) for c in first or []}
+    stages = [[c for c in grid.train if id(c) in first_keys], [c for c in grid.train if id(c) not in first_keys]]
+    bar = progress_bar(total=len(configs), initial=len(grid.reused), desc=desc, enabled=progress)
+
+    def run_all(todo: list, wait: bool) -> list:
+        tasks = [(run_one, c, path_of(c), threads, started, wait) for c in todo]
+        if jobs == 1:
+            outcomes = map(_call, tasks)
+        else:
+            pool = ProcessPoolExecutor(jobs, initializer=code_version)  # the code each worker loads
+            outcomes = pool.map(_call, tasks)
+        held = []
+        for config, outcome in zip(todo, outcomes):
+            if outcome == "held":
+                held.append(config)
+            else:
                 bar.update()
+        if jobs > 1:
+            pool.shutdown()
+        return held
+
+    for stage in stages:
+        held = run_all(stage, wait=False)
+        if held:
+            print(f"{len(held)} runs are being trained by another process (locks in "
+                  f"{lock_path(path_of(held[0])).parent}/): waiting for them", flush=True)
+            run_all(held, wait=True)
     bar.close()
     return [path_of(c) for c in configs]

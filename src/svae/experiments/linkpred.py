@@ -206,8 +206,8 @@ def reproduce_configs(seeds: int, datasets=("cora", "citeseer", "pubmed"), **ove
 
 def reproduce(*, seeds: int = 10, jobs: int = 1, out_dir="results/linkpred", table="results/linkpred.md",
               datasets=("cora", "citeseer", "pubmed"), data_dir=None, cache_dir=None, progress: bool = True,
-              train: bool = True, **overrides) -> str:
-    """Run the grid (skipping records that exist with the same config), then write the table.
+              train: bool = True, reuse: str = "same-code", **overrides) -> str:
+    """Run the grid (reusing records as ``reuse`` says, :mod:`svae.experiments.grid`), then write the table.
 
     With ``train=False`` only the table is written, from the grid's records present so far: an
     interrupted grid can be summarised honestly (each row states its number of seeds).
@@ -220,7 +220,7 @@ def reproduce(*, seeds: int = 10, jobs: int = 1, out_dir="results/linkpred", tab
         for dataset in datasets:  # processed once, before any worker starts
             load_planetoid(dataset, data_dir=data_dir, cache_dir=cache_dir)
         run_grid(configs, partial(record_path, out_dir), partial(write_run, data_dir=data_dir, cache_dir=cache_dir),
-                 jobs=jobs, desc="linkpred runs", progress=progress)
+                 jobs=jobs, desc="linkpred runs", progress=progress, reuse=reuse)
     return write_table(configs, out_dir, table)
 
 
@@ -230,9 +230,7 @@ def write_table(configs, out_dir, table) -> str:
     from pathlib import Path
 
     from svae.experiments.paper import KIPF_VGAE, LINKPRED
-    from svae.atomic import atomic_write_text
-
-    from svae.experiments.grid import records_present
+    from svae.experiments.grid import records_present, write_table
 
     present, missing = records_present(configs, partial(record_path, out_dir))
     groups = {}
@@ -269,5 +267,5 @@ def write_table(configs, out_dir, table) -> str:
     lines += ["", "✓: matched within the paper's reported std, or better. Kipf & Welling's own VGAE (AUC/AP): "
               + ", ".join(f"{d} {a}/{p}" for d, (a, p) in KIPF_VGAE.items()) + "."]
     text = "\n".join(lines) + "\n"
-    atomic_write_text(Path(table), text)
+    write_table(table, text)
     return text

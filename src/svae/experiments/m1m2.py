@@ -249,7 +249,8 @@ def write_run(config: M1M2Config, path, *, m1_dir, data_dir=None, cache_dir=None
 
 
 def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="results/m1m2", m1_dir="results/mnist",
-              table=None, data_dir=None, cache_dir=None, dims=DIMS, progress: bool = True, train: bool = True) -> str:
+              table=None, data_dir=None, cache_dir=None, dims=DIMS, progress: bool = True, train: bool = True,
+              reuse: str = "same-code") -> str:
     """N+N, S+S and S+N for z1, z2 in {5, 10, 50}: train (M1 shared between the M2 runs), write Table 3.
 
     With ``train=False`` only the table is written, from the records present so far.
@@ -264,15 +265,13 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="
         run_one = partial(write_run, m1_dir=m1_dir, data_dir=data_dir, cache_dir=cache_dir)
         # M1 models first (one per family, z1 and seed), so that parallel M2 runs never train the same M1
         m1_first = {(c.m1, c.z1, c.seed): c for c in configs}
-        run_grid(list(m1_first.values()), partial(record_path, out_dir), run_one, jobs=jobs,
-                 desc="M1 (+ first M2)", progress=progress)
-        run_grid(configs, partial(record_path, out_dir), run_one, jobs=jobs, desc="M2 runs", progress=progress)
+        run_grid(configs, partial(record_path, out_dir), run_one, jobs=jobs, desc="M1 + M2 runs", progress=progress,
+                 reuse=reuse, first=list(m1_first.values()))
     return write_table(configs, out_dir, Path(table or f"{out_dir}.md"), profile)
 
 
 def write_table(configs, out_dir, table, profile: str) -> str:
-    from svae.atomic import atomic_write_text
-    from svae.experiments.grid import records_present
+    from svae.experiments.grid import records_present, write_table
     from svae.experiments.paper import MNIST_TABLE3
 
     present, missing = records_present(configs, partial(record_path, out_dir))
@@ -304,5 +303,5 @@ def write_table(configs, out_dir, table, profile: str) -> str:
                 cells.append(f"{mean:.1f}{spread}" + (f" ({paper:.1f})" if paper is not None else ""))
             lines.append(f"| {z1} | {z2} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    atomic_write_text(table, text)
+    write_table(table, text)
     return text

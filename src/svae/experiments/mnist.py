@@ -76,6 +76,17 @@ PROFILES = {
 }
 
 
+def describe_budget(config: MnistConfig, profile: str) -> str:
+    """One line on a run's budget, printed as it starts: the profiles differ by hours."""
+    stopping = (f"early stopping after {config.patience} epochs without a better validation ELBO"
+                if config.patience else "no early stopping")
+    line = (f"profile {profile}: at most {config.epochs} epochs of batch {config.batch_size}, KL warm-up over "
+            f"{config.warmup_epochs}, {stopping}; the time left is shown as epochs finish")
+    if profile != "paper":
+        line += " (--profile paper is the paper's protocol: up to 1000 epochs, hours on a CPU)"
+    return line
+
+
 def build_model(config: MnistConfig) -> VAE:
     return VAE.mlp(784, config.hidden, latent_family(config.latent, config.dim), "bernoulli")
 
@@ -255,7 +266,7 @@ def write_run(config: MnistConfig, path, *, data_dir=None, cache_dir=None) -> No
 
 def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir=None, table=None, dims=DIMS,
               latents=REPRODUCE_LATENTS, data_dir=None, cache_dir=None, progress: bool = True,
-              train: bool = True) -> str:
+              train: bool = True, reuse: str = "same-code") -> str:
     """Run d in {2, 5, 10, 20, 40} x latent families x seeds with a profile's budget; write the tables.
 
     With ``train=False`` only the tables are written, from the records present so far.
@@ -272,15 +283,14 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir=N
     if train:
         load_mnist(data_dir=data_dir, cache_dir=cache_dir)  # verified once, before any worker starts
         run_grid(configs, partial(record_path, out_dir), partial(write_run, data_dir=data_dir, cache_dir=cache_dir),
-                 jobs=jobs, desc=f"mnist {profile}", progress=progress)
+                 jobs=jobs, desc=f"mnist {profile}", progress=progress, reuse=reuse)
     return write_tables(configs, out_dir, table, profile)
 
 
 def write_tables(configs, out_dir, table, profile: str) -> str:
     """Table 1 (LL, ELBO, RE, KL) and Table 2 (k-NN accuracy) next to the paper's numbers, from the
     records present (an incomplete grid says how many runs it lacks)."""
-    from svae.atomic import atomic_write_text
-    from svae.experiments.grid import records_present
+    from svae.experiments.grid import records_present, write_table
     from svae.experiments.paper import MNIST_TABLE1, MNIST_TABLE2
 
     present, missing = records_present(configs, partial(record_path, out_dir))
@@ -342,5 +352,5 @@ def write_tables(configs, out_dir, table, profile: str) -> str:
                     f"{mean - reference:+.1f}" if reference is not None else "—"]
         lines.append("| " + " | ".join(row) + " |")
     text = "\n".join(lines) + "\n"
-    atomic_write_text(table, text)
+    write_table(table, text)
     return text
