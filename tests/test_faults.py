@@ -103,6 +103,27 @@ def test_bad_output_paths_fail_before_training(tmp_path, mirror, cache, option, 
     assert "Traceback" not in run.stderr and run.stdout == ""  # nothing loaded or trained
 
 
+@pytest.mark.parametrize("argv, option, message", [
+    (["demo", "--quick", "--out", "{file}"], "--out", "is a file: give the path of a folder"),
+    (["demo", "--quick", "--out", "/proc/svae-no-such-dir"], "--out", "cannot write in it"),
+    (["reproduce", "linkpred", "--out", "{file}"], "--out", "is a file"),
+    (["reproduce", "linkpred", "--out", "{file}/records"], "--out", "cannot write in it"),
+    (["reproduce", "mnist", "--table", "{tmp}"], "--table", "is a directory"),
+    (["reproduce", "m1m2", "--table", ""], "--table", "an empty path"),
+    (["plot", "curves", "{file}", "--out", "{tmp}"], "--out", "is a directory"),
+    (["mnist", "--latent", "vmf", "--dim", "2", "--data-dir", "{tmp}/missing"], "--data-dir", "not a folder"),
+    (["linkpred", "--dataset", "cora", "--latent", "vmf", "--data-dir", "{file}"], "--data-dir", "not a folder"),
+])
+def test_output_folders_tables_figures_and_data_dirs_are_checked_first(tmp_path, argv, option, message):
+    """`demo --out FILE` and `reproduce --out FILE` were tracebacks, `reproduce --table DIR` trained
+    first, and a mistyped --data-dir was ignored in favour of the cache."""
+    plain_file = tmp_path / "plain"
+    plain_file.write_text("")
+    run = svae(*(a.format(tmp=tmp_path, file=plain_file) for a in argv), cwd=tmp_path)
+    assert run.returncode == 2 and message in run.stderr and option in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
 def test_missing_output_folders_are_created_at_the_start(tmp_path, mirror, cache):
     out = tmp_path / "new" / "deeper" / "run.json"
     run = svae("linkpred", "--dataset", "cora", "--latent", "normal", "--epochs", "2", "--json", str(out),

@@ -100,6 +100,9 @@ def _reproduce(args) -> int:
                        **({"dims": tuple(args.dims)} if args.dims else {}),
                        **({"latents": tuple(args.latents)} if args.latents else {}))
     args.out_dir = options["out_dir"] + (f"/{args.profile}" if args.experiment == "m1m2" else "")  # the records'
+    problem = None if args.table_only else output_dir_problem(args.out_dir)
+    if problem:  # the default folder too, before any run trains
+        args.parser.error(f"--out {args.out_dir!r}: {problem}")
     reproduce = importlib.import_module(f"svae.experiments.{args.experiment}").reproduce
     try:
         table = reproduce(**options)
@@ -310,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--seed", type=seed_argument, default=0)
     dm.add_argument("--quick", action="store_true", help="a reduced run of a few seconds")
     add_json(dm)
-    dm.set_defaults(run=_demo, parser=dm)
+    dm.set_defaults(run=_demo, parser=dm, output_dirs=("out",))
 
     lp = commands.add_parser("linkpred", help="link prediction with a variational graph auto-encoder (Table 4)")
     lp.add_argument("--dataset", required=True, type=str.lower, choices=["cora", "citeseer", "pubmed"],
@@ -336,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("records", nargs="+", help="JSON records written with --json or by reproduce/demo")
     pl.add_argument("--out", help="figure path (one record only; default: next to the record)")
     pl.add_argument("--format", choices=["png", "svg"], default="png")
-    pl.set_defaults(run=_plot, parser=pl)
+    pl.set_defaults(run=_plot, parser=pl, output_files=("out",))
 
     mn = commands.add_parser("mnist", help="an N-/S-/PS-VAE on dynamically binarised MNIST (Tables 1 and 2)")
     mn.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
@@ -415,13 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train every run again, reusing no record")
     rep.add_argument("--table-only", action="store_true",
                      help="write the table from the records present (any code version), without training")
-    rep.set_defaults(run=_reproduce, parser=rep)
+    rep.set_defaults(run=_reproduce, parser=rep, output_files=("table",))
     for command in commands.choices.values():  # --debug before or after the command's name
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
-OUTPUT_FILES = ("json", "checkpoint", "model")  # the options that name a file a command writes
+# The options that name a file a command writes; a command adds its own (``output_files``,
+# ``output_dirs`` in its parser's defaults), as ``--out`` is a folder for some and a file for others.
+OUTPUT_FILES = ("json", "checkpoint", "model")
 
 
 def output_file_problem(path: str) -> str | None:
@@ -443,6 +448,42 @@ def output_file_problem(path: str) -> str | None:
     return None
 
 
+def output_dir_problem(path: str) -> str | None:
+    """What stops a command from writing files in the folder ``path``, or None. A missing folder
+    is created now; writing is tested by creating (and removing) a file in it."""
+    if not path:
+        return "an empty path: give a folder"
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        return "is a file: give the path of a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".svae-write-test-{os.getpid()}"
+        probe.open("x").close()
+        probe.unlink()
+    except OSError as error:
+        return f"cannot write in it ({error.strerror or error}); choose another folder"
+    return None
+
+
+def check_outputs(args, parser) -> None:
+    """Every output path the arguments name, checked before any work starts (a usage error)."""
+    for name in (*OUTPUT_FILES, *getattr(args, "output_files", ())):
+        value = getattr(args, name, None)
+        problem = None if value is None else output_file_problem(value)
+        if problem:  # found now, not after hours of training
+            parser.error(f"--{name} {value!r}: {problem}")
+    for name in getattr(args, "output_dirs", ()):
+        value = getattr(args, name, None)
+        problem = None if value is None else output_dir_problem(value)
+        if problem:
+            parser.error(f"--{name} {value!r}: {problem}")
+    data_dir = getattr(args, "data_dir", None)  # $SVAE_DATA_DIR may name a folder not made yet; the option may not
+    if data_dir is not None and args.run is not _info and not Path(data_dir).is_dir():
+        parser.error(f"--data-dir {data_dir!r}: not a folder (leave it out to use $SVAE_DATA_DIR, else the cache, "
+                     f"where missing files are downloaded)")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and --version exit here, without asking git
@@ -450,11 +491,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     code_version()  # the commit of the code loaded now, which a run's records name however long it takes
-    for name in OUTPUT_FILES:
-        value = getattr(args, name, None)
-        problem = None if value is None else output_file_problem(value)
-        if problem:  # found now, not after hours of training
-            getattr(args, "parser", parser).error(f"--{name} {value!r}: {problem}")
+    check_outputs(args, getattr(args, "parser", parser))
     from svae.data.store import DataError
     from svae.train import CheckpointError, NonFiniteLossError
 
