@@ -1,6 +1,7 @@
 """Link-prediction training speed and peak memory, side by side in one run.
 
-    python benchmarks/linkpred.py [--epochs 200] [--datasets cora pubmed] [--losses dense negative] [--json PATH]
+    python benchmarks/linkpred.py [--epochs 200] [--datasets cora pubmed] [--losses dense negative]
+                                  [--device cpu|cuda] [--json PATH]
 
 One full training run (``--epochs`` full-batch Adam steps, then the test AUC) per case, each in
 a fresh process so that its peak resident memory is its own: our N-VGAE and S-VGAE with Kipf's
@@ -8,7 +9,8 @@ dense loss and with negative sampling, and torch_geometric's own ``VGAE`` with t
 two-layer GCN encoder (32 hidden, 16 latent) and its negative-sampling ``recon_loss``, trained as
 in PyG's example (propagating over the edge list; ours over a sparse CSR adjacency, see
 ``svae.nn.graph.message_passing_graph``). Targets (issue 2): S-VGAE with negative sampling within 1.3x of PyG's VGAE,
-peak memory under 4 GiB, the dense loss on PubMed under 3 minutes.
+peak memory under 4 GiB, the dense loss on PubMed under 3 minutes. ``--device cuda`` trains on a
+GPU (the peak memory is then the host's; the times wait for the device).
 """
 from __future__ import annotations
 
@@ -24,17 +26,17 @@ CASES = [("ours", "normal", "dense"), ("ours", "vmf", "dense"), ("ours", "normal
          ("ours", "vmf", "negative"), ("pyg", "normal", "negative")]
 
 
-def run_case(system: str, latent: str, loss: str, dataset: str, epochs: int) -> dict:
+def run_case(system: str, latent: str, loss: str, dataset: str, epochs: int, device: str = "cpu") -> dict:
     import torch
 
     torch.distributions.Distribution.set_default_validate_args(False)
     torch.manual_seed(0)
     from svae.experiments.linkpred import LinkPredConfig, build_model, evaluate, prepare, training_loss
 
-    config = LinkPredConfig(dataset=dataset, latent=latent, loss=loss, epochs=epochs)
+    config = LinkPredConfig(dataset=dataset, latent=latent, loss=loss, epochs=epochs, device=device)
     data = prepare(config)
     if system == "ours":
-        model = build_model(config, data.x.shape[1])
+        model = build_model(config, data.x.shape[1]).to(device)
         step = lambda: training_loss(model, data, config)[0]  # noqa: E731
         test = lambda: evaluate(model, data, "test")[0]  # noqa: E731
     else:
@@ -51,11 +53,11 @@ def run_case(system: str, latent: str, loss: str, dataset: str, epochs: int) -> 
                 h = self.conv1(x, edge_index).relu()
                 return self.conv_mu(h, edge_index), self.conv_logstd(h, edge_index)
 
-        model = VGAE(Encoder(data.x.shape[1], config.hidden, config.latent_dim))
-        train_pos = data.split.train_pos
+        model = VGAE(Encoder(data.x.shape[1], config.hidden, config.latent_dim)).to(device)
+        train_pos, train_edge_index = data.split.train_pos.to(device), data.split.train_edge_index.to(device)
 
         def step():
-            z = model.encode(data.x, data.split.train_edge_index)
+            z = model.encode(data.x, train_edge_index)
             return model.recon_loss(z, train_pos) + model.kl_loss() / data.split.num_nodes
 
         def test():
@@ -63,9 +65,9 @@ def run_case(system: str, latent: str, loss: str, dataset: str, epochs: int) -> 
 
             model.eval()
             with torch.no_grad():
-                z = model.encode(data.x, data.split.train_edge_index)
-                pos = model.decoder(z, data.split.test_pos, sigmoid=False)
-                neg = model.decoder(z, data.split.test_neg, sigmoid=False)
+                z = model.encode(data.x, train_edge_index)
+                pos = model.decoder(z, data.split.test_pos.to(device), sigmoid=False)
+                neg = model.decoder(z, data.split.test_neg.to(device), sigmoid=False)
             return roc_auc(pos, neg)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -75,6 +77,8 @@ def run_case(system: str, latent: str, loss: str, dataset: str, epochs: int) -> 
         optimizer.zero_grad()
         step().backward()
         optimizer.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     auc = test()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes -> MiB on Linux
@@ -87,12 +91,13 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="+", default=["cora", "pubmed"])
     parser.add_argument("--losses", nargs="+", choices=["dense", "negative"], default=["dense", "negative"],
                         help="our models' losses to time (PyG's VGAE always runs: the ratio's reference)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", default=None)
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args(argv)
     if args.case:
         system, latent, loss, dataset = args.case
-        print(json.dumps(run_case(system, latent, loss, dataset, args.epochs)))
+        print(json.dumps(run_case(system, latent, loss, dataset, args.epochs, args.device)))
         return
     start = time.time()
     rows, metrics = [], {}
@@ -100,8 +105,8 @@ def main(argv=None):
     print(f"{'dataset':<8} {'model':<12} {'loss':<9} {'seconds':>9} {'AUC':>7} {'peak MiB':>9}")
     for dataset in args.datasets:
         for system, latent, loss in [case for case in CASES if case[0] == "pyg" or case[2] in args.losses]:
-            out = subprocess.run([sys.executable, __file__, "--epochs", str(args.epochs), "--case", system, latent,
-                                  loss, dataset], capture_output=True, text=True, check=True, env=os.environ)
+            out = subprocess.run([sys.executable, __file__, "--epochs", str(args.epochs), "--device", args.device,
+                                  "--case", system, latent, loss, dataset], capture_output=True, text=True, check=True, env=os.environ)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             name = {"normal": "N-VGAE", "vmf": "S-VGAE"}[latent] if system == "ours" else "PyG VGAE"
             print(f"{dataset:<8} {name:<12} {loss:<9} {result['seconds']:>9.1f} {result['test_auc']:>7.3f} "

@@ -48,3 +48,14 @@ def backend(request):
     else:
         assert native.kernels() is not None, "the compiled loops of svae/kernels.cpp did not build"
         yield request.param
+
+
+# Every device this machine has: the CPU always, CUDA when torch sees one, so that the same suite
+# is the GPU suite (scripts/gpu_check.sh). Not a skip: a device that is absent is not a parameter.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """The device a distribution, special-function or training-step test runs on."""
+    return torch.device(request.param)

@@ -43,25 +43,25 @@ def scipy_one_minus_w(m, kappa):
     return 0.5 * ((z - mu) ** 2).sum(-1)
 
 
-def unit(m, dtype, sign=1.0):
-    loc = torch.zeros(m, dtype=dtype)
+def unit(m, dtype, device, sign=1.0):
+    loc = torch.zeros(m, dtype=dtype, device=device)
     loc[0] = sign
     return loc
 
 
 def one_minus_w(z, loc):
     """1 - mu^T z in float64 as |z - mu|^2/2, so it keeps its precision when z is close to mu."""
-    return 0.5 * (z.double() - loc.double()).square().sum(-1).numpy()
+    return 0.5 * (z.double() - loc.double()).square().sum(-1).cpu().numpy()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kappa", KAPPAS)
 @pytest.mark.parametrize("m", DIMS)
-def test_cosine_law_and_mean(m, kappa, dtype):
+def test_cosine_law_and_mean(m, kappa, dtype, device):
     torch.manual_seed(m * 1000 + int(math.log10(kappa + 1e-9) * 7) + (dtype == torch.float32))
     # A random mean direction, also checking that the Householder map does not favour e_1.
-    loc = torch.nn.functional.normalize(torch.randn(m, dtype=torch.float64), dim=0).to(dtype)
-    z = VonMisesFisher(loc, torch.tensor(kappa, dtype=dtype)).sample((n_samples(m),))
+    loc = torch.nn.functional.normalize(torch.randn(m, dtype=torch.float64, device=device), dim=0).to(dtype)
+    z = VonMisesFisher(loc, torch.tensor(kappa, dtype=dtype, device=device)).sample((n_samples(m),))
     assert z.dtype == dtype and torch.isfinite(z).all()
     norm_err = (torch.linalg.vector_norm(z.double(), dim=-1) - 1).abs().max()
     assert norm_err < 50 * torch.finfo(dtype).eps * math.sqrt(m)
@@ -86,14 +86,15 @@ def test_cosine_law_and_mean(m, kappa, dtype):
 
 @pytest.mark.parametrize("m", [3, 5, 64])
 @pytest.mark.parametrize("kappa", [0.5, 20.0])
-def test_tangent_direction_is_uniform(m, kappa):
+def test_tangent_direction_is_uniform(m, kappa, device):
     # Given w, the direction of z - w mu is uniform on the sphere orthogonal to mu: its first
     # coordinate in an orthonormal basis of that subspace has law (1 + c)/2 ~ Beta((m-2)/2, (m-2)/2).
     torch.manual_seed(7)
-    loc = torch.nn.functional.normalize(torch.randn(m, dtype=torch.float64), dim=0)
-    z = VonMisesFisher(loc, torch.tensor(kappa, dtype=torch.float64)).sample((20000,))
-    basis = torch.linalg.qr(torch.cat([loc[:, None], torch.randn(m, m - 1, dtype=torch.float64)], 1))[0][:, 1:]
-    tangent = torch.nn.functional.normalize(z @ basis, dim=-1)
+    loc = torch.nn.functional.normalize(torch.randn(m, dtype=torch.float64, device=device), dim=0)
+    z = VonMisesFisher(loc, torch.tensor(kappa, dtype=torch.float64, device=device)).sample((20000,))
+    noise = torch.randn(m, m - 1, dtype=torch.float64, device=device)
+    basis = torch.linalg.qr(torch.cat([loc[:, None], noise], 1))[0][:, 1:]
+    tangent = torch.nn.functional.normalize(z @ basis, dim=-1).cpu()
     c = tangent[:, 0].numpy()
     a = (m - 2) / 2
     if m == 3:  # uniform on the circle: c = cos(theta)
@@ -105,36 +106,36 @@ def test_tangent_direction_is_uniform(m, kappa):
 
 
 @pytest.mark.parametrize("family", [VonMisesFisher, PowerSpherical])
-def test_nearby_concentrations_share_the_tangent_directions(family):
+def test_nearby_concentrations_share_the_tangent_directions(family, device):
     # Common random numbers: under one seed, a slightly different concentration changes how many
     # random numbers the cosine consumes (which samples the rejection sampler's first round of two
     # proposals leaves pending, the Gamma draws' own rejections), but not the tangent directions,
     # which are drawn first (drawn after the cosine, as before, they came out different here).
-    loc = unit(11, torch.float64)
+    loc = unit(11, torch.float64, device)
     tangents = []
     for kappa in (2.0, 2.5):
         torch.manual_seed(0)
-        z = family(loc, torch.tensor(kappa, dtype=torch.float64)).rsample((20000,))
+        z = family(loc, torch.tensor(kappa, dtype=torch.float64, device=device)).rsample((20000,))
         tangents.append(torch.nn.functional.normalize(z[:, 1:], dim=-1))
     assert torch.allclose(tangents[0], tangents[1], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 @pytest.mark.parametrize("m", [2, 3, 10])
-def test_poles_are_not_special(m, sign):
+def test_poles_are_not_special(m, sign, device):
     # loc = +-e1 are the fixed points of the classic Householder map (u = e1 - mu = 0).
     torch.manual_seed(3)
-    loc = unit(m, torch.float64, sign)
-    z = VonMisesFisher(loc, torch.tensor(5.0, dtype=torch.float64)).rsample((20000,))
+    loc = unit(m, torch.float64, device, sign)
+    z = VonMisesFisher(loc, torch.tensor(5.0, dtype=torch.float64, device=device)).rsample((20000,))
     a, a_prime = mean_length(m, 5.0)
     assert abs(float((z @ loc).mean()) - a) < 5 * math.sqrt(a_prime / 20000)
     assert torch.isfinite(z).all()
 
 
-def test_batched_parameters_sample_independently():
+def test_batched_parameters_sample_independently(device):
     torch.manual_seed(0)
-    kappas = torch.tensor([0.0, 1.0, 50.0, 1e4], dtype=torch.float64)
-    loc = torch.nn.functional.normalize(torch.randn(4, 6, dtype=torch.float64), dim=-1)
+    kappas = torch.tensor([0.0, 1.0, 50.0, 1e4], dtype=torch.float64, device=device)
+    loc = torch.nn.functional.normalize(torch.randn(4, 6, dtype=torch.float64, device=device), dim=-1)
     z = VonMisesFisher(loc, kappas).sample((20000,))
     w = (z * loc).sum(-1)
     for j, k in enumerate(kappas.tolist()):
@@ -144,7 +145,8 @@ def test_batched_parameters_sample_independently():
 
 def test_sampler_raises_instead_of_returning_garbage():
     # Without validation a NaN concentration reaches the sampler: no proposal is ever accepted.
-    q = VonMisesFisher(unit(5, torch.float64), torch.tensor([1.0, float("nan")], dtype=torch.float64),
+    # CPU only: the exact loop that raises runs there; elsewhere an unaccepted sample is NaN.
+    q = VonMisesFisher(unit(5, torch.float64, "cpu"), torch.tensor([1.0, float("nan")], dtype=torch.float64),
                        validate_args=False)
     with pytest.raises(RuntimeError, match="1 of 2 samples had no accepted proposal after 20 rounds"):
         q.rsample()

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from functools import lru_cache
 
 import torch
 
@@ -72,12 +71,15 @@ def _debye_coefficients(terms: int) -> list[list[Fraction]]:
     return rows
 
 
-@lru_cache(maxsize=None)
+_DEBYE_ROWS = [[float(c) for c in row] for row in _debye_coefficients(max(r[1] for r in _REGIMES.values()))]
+
+
+@native.cached()
 def _constants(dtype: torch.dtype, device: torch.device):
     r0, debye_terms, series_terms = _REGIMES[dtype]
     coef = torch.zeros(debye_terms + 1, debye_terms, dtype=torch.float64)  # [power of q, k - 1]
-    for k, row in enumerate(_debye_coefficients(debye_terms)):
-        coef[: len(row), k] = torch.tensor([float(c) for c in row], dtype=torch.float64)
+    for k, row in enumerate(_DEBYE_ROWS[:debye_terms]):
+        coef[: len(row), k] = torch.tensor(row, dtype=torch.float64)
     k = torch.arange(1, series_terms + 1, dtype=dtype, device=device)
     return r0, coef.to(dtype=dtype, device=device), k
 
@@ -92,10 +94,11 @@ def _stack_orders(v, like: torch.Tensor) -> torch.Tensor:
     """The orders (v, v + 1) stacked along a new first dimension, broadcastable against ``like``."""
     if isinstance(v, torch.Tensor):
         return torch.stack([v, v + 1])
-    return like.new_tensor([v, v + 1]).view(2, *([1] * like.dim()))
+    # made on the device (arange + v), not copied from the host: CUDA graphs cannot capture a copy
+    return (torch.arange(2, dtype=like.dtype, device=like.device) + v).view(2, *([1] * like.dim()))
 
 
-@lru_cache(maxsize=256)
+@native.cached(maxsize=256)
 def _series_denominators(v: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """k (nu + k) for nu = v, v + 1 and k = 1..K: the ratio of consecutive series terms, per order."""
     k = _constants(dtype, device)[2]
@@ -122,7 +125,7 @@ def _debye_terms(v, x, coef, with_log_ive: bool = True):
     """
     v1 = v + 1
     # hypot, not sqrt(x^2 + v^2): x^2 overflows above 1e154 (float64)
-    orders = [torch.as_tensor(nu, dtype=x.dtype, device=x.device) for nu in (v, v1)]
+    orders = [nu if isinstance(nu, torch.Tensor) else x.new_full((), nu) for nu in (v, v1)]
     r, r1 = torch.hypot(x, orders[0]), torch.hypot(x, orders[1])
     log_sums = _debye_log_sum(_stack_orders(v, x), torch.stack([r, r1]), coef)
     common = v * v / (r + x) - 0.5 * torch.log(2 * math.pi * r) + log_sums[0]
@@ -162,28 +165,21 @@ def _series_terms(v, x, k, with_log_ive: bool = True):
 def _bessel_terms(v, x: torch.Tensor, with_log_ive: bool = True):
     """Forward values (log_ive_v, log_ive_over_power_v, log R_{v+1}), R_{v+1} = I_{v+1}/I_v.
 
-    ``v`` is a number or a tensor shaped like ``x``. Each regime is evaluated on its own elements only.
+    ``v`` is a number or a tensor shaped like ``x``. Both regimes are evaluated on every element
+    and each element takes its own: no host synchronisation and no shape that depends on the
+    values, so the same code runs under CUDA graphs, torch.compile and vmap. (The regime not taken
+    may hold inf or NaN; the analytic backward never differentiates it.) Eager CPU code, where
+    reading a value costs nothing, evaluates one regime alone when every element is in it.
     """
     r0, coef, k = _constants(x.dtype, x.device)
     debye = x.square() + v * v >= r0 * r0
-    if bool(debye.all()):
-        return _debye_terms(v, x, coef, with_log_ive)
-    series = ~debye
-    if bool(series.all()):
-        return _series_terms(v, x, k, with_log_ive)
-    pick = (lambda mask: v[mask]) if isinstance(v, torch.Tensor) else (lambda mask: v)
-    parts = ((debye, _debye_terms(pick(debye), x[debye], coef, with_log_ive)),
-             (series, _series_terms(pick(series), x[series], k, with_log_ive)))
-    out = []
-    for i in range(3):
-        if parts[0][1][i] is None:
-            out.append(None)
-            continue
-        values = torch.empty_like(x)
-        for mask, terms in parts:
-            values[mask] = terms[i]
-        out.append(values)
-    return out
+    if native.may_synchronise(v, x):
+        if bool(debye.all()):
+            return _debye_terms(v, x, coef, with_log_ive)
+        if not bool(debye.any()):
+            return _series_terms(v, x, k, with_log_ive)
+    expansions = zip(_debye_terms(v, x, coef, with_log_ive), _series_terms(v, x, k, with_log_ive))
+    return [None if large is None else torch.where(debye, large, small) for large, small in expansions]
 
 
 def _compiled(x: torch.Tensor) -> bool:
@@ -199,37 +195,46 @@ def _loop_order(v):
 class _Bessel(torch.autograd.Function):
     """(v, x) -> (log_ive_v or None, log_ive_over_power_v, R_{v+1}, 1 - R_{v+1}) with analytic backward.
 
-    ``v`` (not differentiated) is a number or a tensor shaped like ``x``.
+    ``v`` (not differentiated) is a number or a tensor shaped like ``x``. Written for torch.func
+    (``setup_context``; vmap by running forward and backward batched, which they support).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, v, x, with_log_ive):
-        ctx.set_materialize_grads(False)  # unused outputs give None, not 0 * inf at x = 0
+    def forward(v, x, with_log_ive):
         if _compiled(x):
             r0, coef, k = _constants(x.dtype, x.device)
-            log_ive_v, log_over_power, ratio, complement = native.kernels().bessel_terms(
-                x.contiguous(), *_loop_order(v), r0, coef, k.numel(), with_log_ive)
+            log_ive_v, log_over_power, ratio, complement = native.call(
+                "bessel_terms", x.contiguous(), *_loop_order(v), r0, coef, k.numel(), with_log_ive)
+            log_ive_v = log_ive_v if with_log_ive else None
         else:
             log_ive_v, log_over_power, log_ratio = _bessel_terms(v, x, with_log_ive)
             ratio, complement = log_ratio.exp(), -torch.expm1(log_ratio)
-        ctx.v = v
-        ctx.save_for_backward(x, ratio, complement)
         return log_ive_v, log_over_power, ratio, complement
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        v, x, _ = inputs
+        ctx.set_materialize_grads(False)  # unused outputs give None, not 0 * inf at x = 0
+        ctx.v_is_tensor = isinstance(v, torch.Tensor)
+        ctx.v = None if ctx.v_is_tensor else v
+        ctx.save_for_backward(x, output[2], output[3], *([v] if ctx.v_is_tensor else []))
+
+    @staticmethod
     def backward(ctx, g_log_ive, g_log_over_power, g_ratio, g_complement):
-        x, ratio, complement = ctx.saved_tensors
-        v = ctx.v
+        x, ratio, complement, *v = ctx.saved_tensors
+        v = v[0] if ctx.v_is_tensor else ctx.v
         if _compiled(x) and not torch.is_grad_enabled():
             grads = [g if g is None else g.contiguous() for g in (g_log_ive, g_log_over_power, g_ratio, g_complement)]
-            return None, native.kernels().bessel_backward(x, *_loop_order(v), ratio, complement, *grads), None
+            return None, native.call("bessel_backward", x, *_loop_order(v), ratio, complement, *grads), None
         # The torch code below is differentiable again: it serves double backward too.
         positive = x > 0
         safe_x = torch.where(positive, x, torch.ones_like(x))
         grad = torch.zeros_like(x)
         if g_log_ive is not None:
             # d/dx log I_v = I_{v+1}/I_v + v/x; at x = 0 the limit is +inf for v > 0.
-            at_zero = torch.where(torch.as_tensor(v, dtype=x.dtype, device=x.device) > 0, math.inf, 0.0)
+            at_zero = torch.where(v > 0, math.inf, 0.0) if isinstance(v, torch.Tensor) else (math.inf if v > 0 else 0.0)
             v_over_x = torch.where(positive, v / safe_x, at_zero)
             grad = grad + g_log_ive * (v_over_x - complement)
         if g_log_over_power is not None:
@@ -256,7 +261,8 @@ def _prepare(v, x, dtype=None):
         x = x.to(torch.get_default_dtype())
     _check_domain(v, x)
     dtype = dtype or wide_dtype(x)
-    if isinstance(v, torch.Tensor) and v.dim() > 0:
+    # a tensor order stays one where it may hold several values (under vmap a 0-d tensor may)
+    if isinstance(v, torch.Tensor) and (v.dim() > 0 or native.transformed((v,))):
         v, xc = torch.broadcast_tensors(v.to(dtype=dtype, device=x.device), x.to(dtype))
     else:
         v, xc = float(v), x.to(dtype)
@@ -265,11 +271,19 @@ def _prepare(v, x, dtype=None):
 
 def _check_domain(v, x: torch.Tensor) -> None:
     """The functions here are defined for orders v >= 0 and arguments x >= 0; outside, the
-    recurrences and expansions they use give NaN or values of the wrong sign, so refuse."""
+    recurrences and expansions they use give NaN or values of the wrong sign, so refuse, where
+    checking costs nothing (:func:`svae.native.may_synchronise`); elsewhere the values are NaN."""
+    if not native.may_synchronise(v, x):
+        return
     if (bool((v < 0).any()) if isinstance(v, torch.Tensor) else v < 0):
         raise ValueError(f"svae.special: the order v must be >= 0, got {_show(v)}")
     if bool((x < 0).any()):
         raise ValueError(f"svae.special: the argument x must be >= 0, got {_show(x)}")
+
+
+def _nan_outside(v, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value``, NaN where (v, x) is outside the domain and was not checked (:func:`_check_domain`)."""
+    return value if native.may_synchronise(v, x) else torch.where((x < 0) | (v < 0), math.nan, value)
 
 
 def _show(values) -> str:
@@ -283,6 +297,7 @@ def _apply(v, x, compute_dtype=None, outputs=(0, 1, 2, 3), rounded=True):
     ``rounded`` is False (then in the computation dtype, for callers that go on computing)."""
     v, xc, out_dtype = _prepare(v, x, compute_dtype)
     values = _Bessel.apply(v, xc, 0 in outputs)
+    values = [None if value is None else _nan_outside(v, xc, value) for value in values]
     return [values[i].to(out_dtype) if rounded else values[i] for i in outputs]
 
 
@@ -316,7 +331,7 @@ def iv_ratio_and_complement(v, x: torch.Tensor, *, rounded: bool = True) -> tupl
     The complement matters for large ``x``, where ``R -> 1`` and ``1 - R ~ (2v - 1)/(2x)``.
     ``rounded=False``: in the computation dtype, as for :func:`log_ive_over_power_and_ratio`.
     """
-    if bool((torch.as_tensor(v) < 1).any()):
+    if native.may_synchronise(v) and bool((torch.as_tensor(v) < 1).any()):
         raise ValueError(f"iv_ratio_and_complement: expected orders v >= 1, got {v!r}")
     ratio, complement = _apply(v - 1, x, outputs=(2, 3), rounded=rounded)
     return ratio, complement
@@ -330,13 +345,13 @@ def iv_ratio(v, x: torch.Tensor) -> torch.Tensor:
     The derivative in ``x`` is ``1 - R^2 - (2v - 1) R / x``.
     """
     v, xc, out_dtype = _prepare(v, x)
-    v_t = torch.as_tensor(v, dtype=xc.dtype, device=xc.device)
+    v_t = v if isinstance(v, torch.Tensor) else xc.new_full((), v)
     low = v_t < 1
     base = torch.where(low, v_t, v_t - 1) if isinstance(v, torch.Tensor) else (v if v < 1 else v - 1)
     ratio_next = _Bessel.apply(base, xc, False)[2]  # R_{base+1}
     from_recurrence = xc / (2 * v_t + xc * ratio_next)
     from_recurrence = torch.where((xc == 0) & (v_t == 0), math.inf, from_recurrence)
-    return torch.where(low, from_recurrence, ratio_next).to(out_dtype)
+    return _nan_outside(v, xc, torch.where(low, from_recurrence, ratio_next)).to(out_dtype)
 
 
 def log_ive_over_power_and_ratio(v, x: torch.Tensor, *, rounded: bool = True

@@ -4,11 +4,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Distribution
 
 from svae.distributions.constraints import sphere
 from svae.distributions.householder import uniform_directions
-from svae.distributions.spherical import compute_dtype
+from svae.distributions.spherical import EagerlyValidated, compute_dtype
 
 __all__ = ["HypersphericalUniform", "log_sphere_area"]
 
@@ -27,7 +26,7 @@ def check_dim(dim, name: str = "dim", minimum: int = 1) -> int:
     return dim
 
 
-class HypersphericalUniform(Distribution):
+class HypersphericalUniform(EagerlyValidated):
     r"""Uniform distribution on the unit sphere :math:`S^{m-1} \subset \mathbb{R}^m`.
 
     Args:

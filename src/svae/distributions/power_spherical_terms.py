@@ -28,9 +28,10 @@ runs in the dtype of ``kappa`` (the distribution passes float64).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
+
+from svae import native
 
 __all__ = ["log_normalizer_growth", "kl_to_uniform"]
 
@@ -57,7 +58,7 @@ def _stirling_t(y):
     return _series(_T_COEFFICIENTS, inverse_square) * inverse_square
 
 
-@lru_cache(maxsize=256)
+@native.cached(maxsize=256)
 def _shift(beta: float, dtype: torch.dtype, device: torch.device):
     """(a, b, offsets): n unit steps take beta to b = beta + n >= 25, a = 2 beta + n; offsets:
     the tensors (2 beta + j, beta + j) for j < n, or None when n = 0."""

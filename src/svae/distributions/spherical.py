@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Distribution
 
+from svae import native
 from svae.distributions.constraints import nonnegative_finite, sphere
 from svae.special import wide_dtype
 
@@ -69,11 +70,21 @@ def nonnegative(kl: torch.Tensor, concentration: torch.Tensor | None = None) -> 
     return kl if concentration is None else torch.where(concentration > 0, kl, 0.0)
 
 
-class SphericalDistribution(Distribution):
+class EagerlyValidated(Distribution):
+    """Validation (``validate_args``) in eager code only: inside torch.compile and torch.func
+    transforms a check would synchronise with the device, break the graph or fail under vmap."""
+
+    def _validate_sample(self, value: torch.Tensor) -> None:
+        if not native.transformed((value,)):
+            super()._validate_sample(value)
+
+
+class SphericalDistribution(EagerlyValidated):
     """Base class: ``loc`` (..., m) unit vectors, ``concentration`` (...) >= 0 and finite; event shape (m,).
 
     Parameters of any floating dtype are kept as given; half-precision ones are computed with in
-    float32 (:func:`compute_dtype`) and every result comes back in the parameters' dtype.
+    float32 (:func:`compute_dtype`) and every result comes back in the parameters' dtype. Arguments
+    and samples are validated in eager code only (:class:`EagerlyValidated`).
     """
 
     arg_constraints = {"loc": sphere, "concentration": nonnegative_finite}
@@ -81,6 +92,8 @@ class SphericalDistribution(Distribution):
     has_rsample = True
 
     def __init__(self, loc, concentration, *, validate_args=None):
+        if native.transformed((loc, concentration)):  # see EagerlyValidated
+            validate_args = False
         validate = Distribution._validate_args if validate_args is None else validate_args
         self.loc, self.concentration = broadcast_parameters(type(self).__name__, loc, concentration, validate)
         super().__init__(self.concentration.shape, self.loc.shape[-1:], validate_args=validate_args)

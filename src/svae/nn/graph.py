@@ -55,6 +55,13 @@ class GCNEncoder(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and edge_index.layout == torch.sparse_csr and torch.is_autocast_enabled("cpu"):
+            # torch has no bfloat16 sparse product on the CPU: there the convolutions run in float32
+            with torch.autocast("cpu", enabled=False):
+                return self._convolve(x.float(), edge_index)
+        return self._convolve(x, edge_index)
+
+    def _convolve(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         x = F.dropout(x, self.dropout, self.training)
         x = F.relu(self.conv1(x, edge_index))
         x = F.dropout(x, self.dropout, self.training)
@@ -127,6 +134,12 @@ class _SoftplusGramSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, scale, block_elements, with_row_sums):
+        # in z's dtype even under autocast: a sum of N^2 entries needs at least float32's precision
+        with torch.autocast(z.device.type, enabled=False):
+            return _SoftplusGramSum._forward(ctx, z, scale, block_elements, with_row_sums)
+
+    @staticmethod
+    def _forward(ctx, z, scale, block_elements, with_row_sums):
         n = z.shape[0]
         block = max(1, block_elements // n)
         need_grad = any(ctx.needs_input_grad[:2])
