@@ -109,21 +109,16 @@ def rows(shape: torch.Size, vectors=(), scalars=()):
 # and batched under vmap by a rule that lays the vmapped dimension out as more rows.
 
 
-def _wrapped(args) -> bool:
-    """Whether any of ``args`` is a tensor of a torch.func transform (vmap, grad, ...)."""
-    return any(isinstance(a, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(a) for a in args)
-
-
-def transformed(args) -> bool:
-    """Whether the loops must be called as operators: inside torch.compile or a torch.func transform."""
-    return torch.compiler.is_compiling() or _wrapped(args)
+def transformed() -> bool:
+    """Whether code runs inside torch.compile or a torch.func transform (vmap, grad, ...)."""
+    return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
 
 
 def may_synchronise(*values) -> bool:
     """Whether code may read values from these tensors: eager code with every tensor on the CPU,
     where a read costs nothing. Elsewhere it would wait for the device (and stop a CUDA graph's
     capture), break a compiled graph, or fail under vmap."""
-    return all(t.device.type == "cpu" for t in values if isinstance(t, torch.Tensor)) and not transformed(values)
+    return not transformed() and all(t.device.type == "cpu" for t in values if isinstance(t, torch.Tensor))
 
 
 def cached(maxsize=None):
@@ -143,7 +138,7 @@ def cached(maxsize=None):
 
 def call(name: str, *args):
     """The loop ``name`` of ``kernels.cpp`` on ``args``, directly or as the operator ``svae::name``."""
-    if transformed(args):
+    if transformed():
         return getattr(torch.ops.svae, name)(*args)
     return getattr(kernels(), name)(*args)
 
@@ -229,7 +224,7 @@ def compiled(name: str, reference):
             inputs = ctx.saved_tensors
             # A double backward differentiates the reference; compiled graphs and torch.func
             # transforms take the backward loop (as an operator: batched under vmap).
-            if torch.is_grad_enabled() and not torch.compiler.is_compiling() and not _wrapped(inputs):
+            if torch.is_grad_enabled() and not transformed():
                 wanted = [t for t in inputs if t.requires_grad]
                 grads = iter(torch.autograd.grad(reference(*inputs), wanted, grad_output, create_graph=True))
                 return tuple(next(grads) if t.requires_grad else None for t in inputs)
@@ -237,4 +232,16 @@ def compiled(name: str, reference):
             return *grads, *(None,) * (len(inputs) - len(grads))
 
     Compiled.__name__ = Compiled.__qualname__ = f"Compiled_{name}"
-    return Compiled.apply
+    return applier(Compiled)
+
+
+def applier(function: type[torch.autograd.Function]):
+    """``function.apply``, minus torch's per-call binding of the arguments to ``forward``'s
+    signature (``inspect.signature``: about 45 us a call, where the loops take 10) in eager code;
+    inside torch.compile and torch.func transforms, ``function.apply`` itself, which they need."""
+    eager = super(torch.autograd.Function, function).apply  # the C++ apply, which setup_context suits too
+
+    def apply(*args):
+        return function.apply(*args) if transformed() else eager(*args)
+
+    return apply

@@ -250,40 +250,46 @@ class _Bessel(torch.autograd.Function):
         return None, grad, None
 
 
-def _prepare(v, x, dtype=None):
-    """(order, x in the computation dtype, the output dtype); a numeric order stays a number.
+_bessel = native.applier(_Bessel)
 
-    Raises ValueError outside the domain v >= 0, x >= 0 (NaN arguments give NaN).
+
+def _prepare(v, x, dtype=None):
+    """(order, x in the computation dtype, the output dtype, whether the domain was checked); a
+    numeric order stays a number.
+
+    Raises ValueError outside the domain v >= 0, x >= 0 where it checks (NaN arguments give NaN).
     """
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x, dtype=torch.get_default_dtype())
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
-    _check_domain(v, x)
+    checked = _check_domain(v, x)
     dtype = dtype or wide_dtype(x)
     # a tensor order stays one where it may hold several values (under vmap a 0-d tensor may)
-    if isinstance(v, torch.Tensor) and (v.dim() > 0 or native.transformed((v,))):
+    if isinstance(v, torch.Tensor) and (v.dim() > 0 or native.transformed()):
         v, xc = torch.broadcast_tensors(v.to(dtype=dtype, device=x.device), x.to(dtype))
     else:
         v, xc = float(v), x.to(dtype)
-    return v, xc, x.dtype
+    return v, xc, x.dtype, checked
 
 
-def _check_domain(v, x: torch.Tensor) -> None:
+def _check_domain(v, x: torch.Tensor) -> bool:
     """The functions here are defined for orders v >= 0 and arguments x >= 0; outside, the
     recurrences and expansions they use give NaN or values of the wrong sign, so refuse, where
-    checking costs nothing (:func:`svae.native.may_synchronise`); elsewhere the values are NaN."""
+    checking costs nothing (:func:`svae.native.may_synchronise`); elsewhere the values are NaN
+    (:func:`_nan_outside`). Whether it checked."""
     if not native.may_synchronise(v, x):
-        return
+        return False
     if (bool((v < 0).any()) if isinstance(v, torch.Tensor) else v < 0):
         raise ValueError(f"svae.special: the order v must be >= 0, got {_show(v)}")
     if bool((x < 0).any()):
         raise ValueError(f"svae.special: the argument x must be >= 0, got {_show(x)}")
+    return True
 
 
 def _nan_outside(v, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """``value``, NaN where (v, x) is outside the domain and was not checked (:func:`_check_domain`)."""
-    return value if native.may_synchronise(v, x) else torch.where((x < 0) | (v < 0), math.nan, value)
+    """``value``, NaN where (v, x) is outside the domain (where :func:`_check_domain` did not check)."""
+    return torch.where((x < 0) | (v < 0), math.nan, value)
 
 
 def _show(values) -> str:
@@ -295,9 +301,10 @@ def _show(values) -> str:
 def _apply(v, x, compute_dtype=None, outputs=(0, 1, 2, 3), rounded=True):
     """The outputs of _Bessel listed in ``outputs``, converted back to the input's dtype unless
     ``rounded`` is False (then in the computation dtype, for callers that go on computing)."""
-    v, xc, out_dtype = _prepare(v, x, compute_dtype)
-    values = _Bessel.apply(v, xc, 0 in outputs)
-    values = [None if value is None else _nan_outside(v, xc, value) for value in values]
+    v, xc, out_dtype, checked = _prepare(v, x, compute_dtype)
+    values = _bessel(v, xc, 0 in outputs)
+    if not checked:
+        values = [None if value is None else _nan_outside(v, xc, value) for value in values]
     return [values[i].to(out_dtype) if rounded else values[i] for i in outputs]
 
 
@@ -344,14 +351,15 @@ def iv_ratio(v, x: torch.Tensor) -> torch.Tensor:
     ``0 <= v < 1`` it follows from ``R_v = x / (2v + x R_{v+1})`` (three-term recurrence).
     The derivative in ``x`` is ``1 - R^2 - (2v - 1) R / x``.
     """
-    v, xc, out_dtype = _prepare(v, x)
+    v, xc, out_dtype, checked = _prepare(v, x)
     v_t = v if isinstance(v, torch.Tensor) else xc.new_full((), v)
     low = v_t < 1
     base = torch.where(low, v_t, v_t - 1) if isinstance(v, torch.Tensor) else (v if v < 1 else v - 1)
-    ratio_next = _Bessel.apply(base, xc, False)[2]  # R_{base+1}
+    ratio_next = _bessel(base, xc, False)[2]  # R_{base+1}
     from_recurrence = xc / (2 * v_t + xc * ratio_next)
     from_recurrence = torch.where((xc == 0) & (v_t == 0), math.inf, from_recurrence)
-    return _nan_outside(v, xc, torch.where(low, from_recurrence, ratio_next)).to(out_dtype)
+    ratio = torch.where(low, from_recurrence, ratio_next)
+    return (ratio if checked else _nan_outside(v, xc, ratio)).to(out_dtype)
 
 
 def log_ive_over_power_and_ratio(v, x: torch.Tensor, *, rounded: bool = True

@@ -75,7 +75,7 @@ class EagerlyValidated(Distribution):
     transforms a check would synchronise with the device, break the graph or fail under vmap."""
 
     def _validate_sample(self, value: torch.Tensor) -> None:
-        if not native.transformed((value,)):
+        if not native.transformed():
             super()._validate_sample(value)
 
 
@@ -92,7 +92,7 @@ class SphericalDistribution(EagerlyValidated):
     has_rsample = True
 
     def __init__(self, loc, concentration, *, validate_args=None):
-        if native.transformed((loc, concentration)):  # see EagerlyValidated
+        if native.transformed():  # see EagerlyValidated
             validate_args = False
         validate = Distribution._validate_args if validate_args is None else validate_args
         self.loc, self.concentration = broadcast_parameters(type(self).__name__, loc, concentration, validate)
