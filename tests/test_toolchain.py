@@ -73,18 +73,19 @@ COMPILERS = [pytest.param("inductor", torch.float32, id="inductor-float32"),
 
 @pytest.mark.parametrize("compiler, dtype", COMPILERS)
 def test_every_method_compiles_without_graph_breaks_and_matches_eager(backend, same_sampler_as_compiled, compiler,
-                                                                       dtype):
-    loc, kappa = _parameters(8, 5, dtype)
+                                                                       dtype, device):
+    loc, kappa = _parameters(8, 5, dtype, device)
     compiled = torch.compile(everything, fullgraph=True, backend=compiler)  # any graph break is an error
     for eager, traced in zip(_value_and_gradients(everything, loc, kappa), _value_and_gradients(compiled, loc, kappa)):
         torch.testing.assert_close(traced, eager, **TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("compiler, correction", [("inductor", False), ("aot_eager", True)])
-def test_a_whole_s_vae_step_compiles_and_matches_eager(backend, same_sampler_as_compiled, compiler, correction):
+def test_a_whole_s_vae_step_compiles_and_matches_eager(backend, same_sampler_as_compiled, compiler, correction,
+                                                        device):
     torch.manual_seed(0)
-    model = VAE.mlp(784, (64, 32), latent_family("vmf", 10), "bernoulli")
-    x = torch.rand(32, 784).bernoulli()
+    model = VAE.mlp(784, (64, 32), latent_family("vmf", 10), "bernoulli").to(device)
+    x = torch.rand(32, 784, device=device).bernoulli()
 
     def loss(x):  # encoder, vMF sample, KL, decoder
         return elbo_terms(model, x, correction=correction)["loss"]
@@ -133,6 +134,7 @@ def test_the_meta_device_catches_a_host_synchronisation():
 
 @pytest.mark.parametrize("m, kappa", [(2, 1e4), (4, 0.5), (10, 50.0), (64, 10.0)])
 def test_the_two_stage_sampler_draws_the_exact_sampler_s_distribution(backend, monkeypatch, m, kappa):
+    # CPU only: the exact loop, the reference here, is the CPU's
     """Kolmogorov-Smirnov between the cosines of the exact loop and of the two-stage sampler, 40 000
     draws each: p > 1e-4 (a false alarm once in 10 000 runs; the seed is fixed)."""
     q = VonMisesFisher(torch.eye(m, dtype=torch.float64)[0], torch.tensor(kappa, dtype=torch.float64))
@@ -144,6 +146,7 @@ def test_the_two_stage_sampler_draws_the_exact_sampler_s_distribution(backend, m
 
 
 def test_the_second_stage_draws_the_same_distribution(backend, monkeypatch):
+    # CPU only, as the test above
     """One proposal in the first stage leaves about a third of the samples to the second (with
     room for all of them): its accepted proposals follow the target too (memorylessness)."""
     q = VonMisesFisher(torch.eye(5, dtype=torch.float64)[0], torch.tensor(2.0, dtype=torch.float64))
@@ -177,10 +180,10 @@ def test_a_sample_the_stages_cannot_place_is_nan_never_a_biased_value(monkeypatc
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_vmap_grad_and_jacrev_over_densities_entropies_and_kls(backend, family):
-    loc, kappa = _parameters(6, 5, torch.float64)
-    z = torch.nn.functional.normalize(torch.randn(6, 5, dtype=torch.float64), dim=-1)
-    uniform = HypersphericalUniform(5, dtype=torch.float64)
+def test_vmap_grad_and_jacrev_over_densities_entropies_and_kls(backend, family, device):
+    loc, kappa = _parameters(6, 5, torch.float64, device)
+    z = torch.nn.functional.normalize(torch.randn(6, 5, dtype=torch.float64, device=device), dim=-1)
+    uniform = HypersphericalUniform(5, dtype=torch.float64, device=device)
     batched = family(loc, kappa)
 
     def log_prob(l, k, x):
@@ -202,27 +205,27 @@ def test_vmap_grad_and_jacrev_over_densities_entropies_and_kls(backend, family):
     torch.testing.assert_close(jacrev(lambda k: kl_divergence(family(loc, k), uniform))(kappa).sum(0), k.grad)
 
 
-def test_vmap_over_the_rejection_weight(backend):
-    loc, kappa = _parameters(6, 5, torch.float64)
+def test_vmap_over_the_rejection_weight(backend, device):
+    loc, kappa = _parameters(6, 5, torch.float64, device)
     z = VonMisesFisher(loc, kappa).sample()
     torch.testing.assert_close(vmap(lambda l, k, x: VonMisesFisher(l, k).rejection_log_weight(x))(loc, kappa, z),
                                VonMisesFisher(loc, kappa).rejection_log_weight(z))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_vmap_over_rsample_draws_different_samples_with_gradients(backend, family):
-    loc, kappa = _parameters(16, 4, torch.float64)
+def test_vmap_over_rsample_draws_different_samples_with_gradients(backend, family, device):
+    loc, kappa = _parameters(16, 4, torch.float64, device)
     one = loc[:1].expand(16, 4)  # one distribution, vmapped 16 times: the draws must differ
     z = vmap(lambda l, k: family(l, k).rsample(), randomness="different")(one, kappa[3:4].expand(16))
-    assert z.shape == (16, 4) and torch.allclose(z.norm(dim=-1), torch.ones(16, dtype=torch.float64))
+    assert z.shape == (16, 4) and torch.allclose(z.norm(dim=-1), torch.ones(16, dtype=torch.float64, device=device))
     assert len(set(z[:, 0].tolist())) == 16
     grads = vmap(grad(lambda l, k: family(l, k).rsample().sum(), argnums=1), randomness="different")(loc, kappa)
     assert grads.shape == (16,) and torch.isfinite(grads).all()
 
 
 @pytest.mark.parametrize("function", [special.log_ive, special.log_ive_over_power, special.iv_ratio])
-def test_vmap_grad_and_jacrev_over_every_special_function(backend, function):
-    x = torch.tensor([0.0, 1e-3, 0.7, 5.0, 29.0, 31.0, 400.0, 1e6], dtype=torch.float64)
+def test_vmap_grad_and_jacrev_over_every_special_function(backend, function, device):
+    x = torch.tensor([0.0, 1e-3, 0.7, 5.0, 29.0, 31.0, 400.0, 1e6], dtype=torch.float64, device=device)
     v = 2.5
     if function is special.log_ive:  # its derivative at x = 0 is infinite for v > 0
         x = x[1:]
@@ -238,6 +241,7 @@ def test_vmap_grad_and_jacrev_over_every_special_function(backend, function):
 
 
 def test_special_functions_compile_and_give_nan_outside_the_domain_there():
+    # CPU only: eager CPU code is the one place the domain is checked, the contrast tested here
     """Eager CPU code raises ValueError for x < 0 (test_special.py); compiled code cannot check
     without a graph break, and gives NaN there instead (as torch's own special functions do)."""
     x = torch.tensor([-1.0, 0.0, 2.0, 50.0], dtype=torch.float64)
@@ -252,31 +256,31 @@ def test_special_functions_compile_and_give_nan_outside_the_domain_there():
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_half_precision_parameters_give_the_float32_values_rounded(family, dtype):
+def test_half_precision_parameters_give_the_float32_values_rounded(family, dtype, device):
     """Computed in float32 (float64 inside the special functions) and returned in the parameters'
     dtype: the result is the float32 path's on the same (rounded) inputs, rounded once."""
-    loc, kappa = _parameters(32, 6, torch.float32)
+    loc, kappa = _parameters(32, 6, torch.float32, device)
     loc, kappa = loc.to(dtype), kappa.clamp(max=1e3).to(dtype)  # 1e4 overflows float16's range in places
-    z = torch.nn.functional.normalize(torch.randn(32, 6), dim=-1).to(dtype)
+    z = torch.nn.functional.normalize(torch.randn(32, 6, device=device), dim=-1).to(dtype)
     low, single = family(loc, kappa, validate_args=False), family(loc.float(), kappa.float(), validate_args=False)
-    uniform = HypersphericalUniform(6, dtype=dtype)
+    uniform = HypersphericalUniform(6, dtype=dtype, device=device)
     for got, want in [(low.log_prob(z), single.log_prob(z.float())), (low.entropy(), single.entropy()),
-                      (kl_divergence(low, uniform), kl_divergence(single, HypersphericalUniform(6))),
+                      (kl_divergence(low, uniform), kl_divergence(single, HypersphericalUniform(6, device=device))),
                       (low.mean, single.mean)]:
         assert got.dtype == dtype
         torch.testing.assert_close(got, want.to(dtype), rtol=0, atol=0)
     sample = low.rsample((4,))
     assert sample.dtype == dtype and torch.isfinite(sample).all()
-    torch.testing.assert_close(sample.float().norm(dim=-1), torch.ones(4, 32), rtol=0, atol=1e-2)
+    torch.testing.assert_close(sample.float().norm(dim=-1), torch.ones(4, 32, device=device), rtol=0, atol=1e-2)
 
 
 @pytest.mark.parametrize("latent", ["vmf", "power"])
-def test_an_s_vae_step_under_bfloat16_autocast_matches_float32(latent):
+def test_an_s_vae_step_under_bfloat16_autocast_matches_float32(latent, device):
     torch.manual_seed(0)
-    model = VAE.mlp(784, (64, 32), latent_family(latent, 10), "bernoulli")
-    x = torch.rand(64, 784).bernoulli()
+    model = VAE.mlp(784, (64, 32), latent_family(latent, 10), "bernoulli").to(device)
+    x = torch.rand(64, 784, device=device).bernoulli()
     losses, grads = [], []
-    for precision in (contextlib.nullcontext(), torch.autocast("cpu", dtype=torch.bfloat16)):
+    for precision in (contextlib.nullcontext(), torch.autocast(device.type, dtype=torch.bfloat16)):
         model.zero_grad()
         torch.manual_seed(1)
         with precision:
@@ -291,10 +295,10 @@ def test_an_s_vae_step_under_bfloat16_autocast_matches_float32(latent):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_an_s_vae_step_with_half_precision_parameters(dtype):
+def test_an_s_vae_step_with_half_precision_parameters(dtype, device):
     torch.manual_seed(0)
-    model = VAE.mlp(784, (64, 32), latent_family("vmf", 10), "bernoulli")
-    x = torch.rand(64, 784).bernoulli()
+    model = VAE.mlp(784, (64, 32), latent_family("vmf", 10), "bernoulli").to(device)
+    x = torch.rand(64, 784, device=device).bernoulli()
     torch.manual_seed(1)
     reference = elbo_terms(model, x)["loss"]
     model.to(dtype)
@@ -307,7 +311,7 @@ def test_an_s_vae_step_with_half_precision_parameters(dtype):
 
 
 @pytest.mark.parametrize("loss", ["dense", "negative"])
-def test_an_s_vgae_step_under_bfloat16_autocast_matches_float32(loss):
+def test_an_s_vgae_step_under_bfloat16_autocast_matches_float32(loss, device):
     """The graph VAE of link prediction on a random graph of 200 nodes under autocast (the GCN in
     float32 on the CPU, which has no bfloat16 sparse product; the decoder's products in bfloat16;
     the vMF in float32 inside): the loss is the float32 one to 2 %."""
@@ -316,11 +320,11 @@ def test_an_s_vgae_step_under_bfloat16_autocast_matches_float32(loss):
 
     torch.manual_seed(0)
     edges = torch.randint(0, 200, (2, 800))
-    data = LinkPredData(torch.rand(200, 30), kipf_split(edges[:, edges[0] != edges[1]], 200, seed=0))
-    config = LinkPredConfig(dataset="cora", latent="vmf", loss=loss)
-    model = build_model(config, 30)
+    data = LinkPredData(torch.rand(200, 30, device=device), kipf_split(edges[:, edges[0] != edges[1]], 200, seed=0))
+    config = LinkPredConfig(dataset="cora", latent="vmf", loss=loss, device=device.type)
+    model = build_model(config, 30).to(device)
     losses = []
-    for precision in (contextlib.nullcontext(), torch.autocast("cpu", dtype=torch.bfloat16)):
+    for precision in (contextlib.nullcontext(), torch.autocast(device.type, dtype=torch.bfloat16)):
         model.zero_grad()
         torch.manual_seed(1)
         with precision:
