@@ -51,3 +51,24 @@ def _kl_vmf_vmf(p, q):
 def _kl_power_spherical_uniform(p, q):
     _check_same_sphere(p, q)
     return _broadcast(p._returned(p._kl_to_uniform()), p, q)
+
+
+@register_kl(PowerSpherical, VonMisesFisher)
+def _kl_power_spherical_vmf(p, q):
+    r"""E_p[log p - log q] = KL(p || U) - KL(q || U) + k_q (E_p[1 - mu_q^T z] - (1 - A_q)), with
+    E_p[z] = k_p / (k_p + m - 1) mu_p, so E_p[1 - mu_q^T z] = (m - 1) / (k_p + m - 1) + k_p / (k_p
+    + m - 1) |mu_p - mu_q|^2 / 2: two KLs to the uniform distribution (each without cancellation,
+    see their classes) and a difference of two small non-negative terms, combined in float64.
+
+    The reverse, KL(vMF || Power Spherical), needs E_q[log(1 + mu_p^T z)] under a vMF, which has
+    no closed form; it is not registered.
+    """
+    _check_same_sphere(p, q)
+    kappa_p, kappa_q = p._wide_concentration(), q._wide_concentration()
+    complement_q = q._bessel_terms(kappa_q)[2]
+    m = p.dim
+    one_minus_cos = 0.5 * (p._computing()[0] - q._computing()[0]).square().sum(-1).to(kappa_p.dtype)
+    spread = (kappa_p + (m - 1)).reciprocal()
+    expected_gap = (m - 1) * spread + kappa_p * spread * one_minus_cos
+    kl = p._kl_to_uniform() - q._kl_to_uniform() + kappa_q * (expected_gap - complement_q)
+    return _broadcast(p._returned(nonnegative(kl)), p, q)
