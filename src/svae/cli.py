@@ -68,7 +68,7 @@ def _linkpred(args) -> int:
     return 0
 
 
-LINKPRED_FLAGS = ("epochs", "lr", "hidden", "latent_dim", "dropout", "loss", "correction", "scale",
+LINKPRED_FLAGS = ("epochs", "lr", "hidden", "latent_dim", "spheres", "dropout", "loss", "correction", "scale",
                   "learn_scale", "device")
 
 
@@ -148,8 +148,8 @@ def _mnist(args) -> int:
     from svae.records import write_record
 
     torch.distributions.Distribution.set_default_validate_args(False)
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_epochs", "patience", "hidden",
-                                                "ll_samples", "correction", "device", "micro_batches")
+    overrides = {k: getattr(args, k) for k in ("spheres", "epochs", "batch_size", "lr", "warmup_epochs", "patience",
+                                                "hidden", "ll_samples", "correction", "device", "micro_batches")
                  if getattr(args, k) is not None}
     if args.patience is not None and args.patience < 0:
         args.parser.error(f"--patience must be >= 0 (0 turns early stopping off), got {args.patience}")
@@ -297,6 +297,10 @@ def add_experiment_options(parser: argparse.ArgumentParser, run) -> None:
     parser.set_defaults(run=run, parser=parser)
 
 
+SPHERES_HELP = ("vmf and power: split the d degrees of freedom over K spheres, each with its own mean direction and "
+                "concentration (d // K each, the first d mod K one more; default 1, a single sphere)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svae", description="Hyperspherical latent-variable models.")
     parser.add_argument("--version", action="version", version=f"svae {svae.__version__}")
@@ -325,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--lr", type=float, help="Adam learning rate (default 0.01)")
     lp.add_argument("--hidden", type=int, help="hidden GCN channels (default 32)")
     lp.add_argument("--latent-dim", dest="latent_dim", type=int, help="latent degrees of freedom (default 16)")
+    lp.add_argument("--spheres", type=int, help=SPHERES_HELP)
     lp.add_argument("--dropout", type=float, help="dropout on each GCN input (default 0)")
     lp.add_argument("--loss", choices=["dense", "negative"], help="Kipf's dense loss or negative sampling")
     lp.add_argument("--correction", action=argparse.BooleanOptionalAction, default=None,
@@ -344,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     mn = commands.add_parser("mnist", help="an N-/S-/PS-VAE on dynamically binarised MNIST (Tables 1 and 2)")
     mn.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
     mn.add_argument("--dim", type=int, required=True, help="latent degrees of freedom d (the sphere S^d is in R^(d+1))")
+    mn.add_argument("--spheres", type=int, help=SPHERES_HELP)
     mn.add_argument("--seed", type=seed_argument, default=0)
     mn.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast",
                     help="run budget the flags below override: fast (default, as reproduce and m1m2), paper "

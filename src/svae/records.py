@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import MISSING, asdict, fields
 from importlib import metadata
 from pathlib import Path
 
@@ -123,3 +124,18 @@ def read_record(path) -> dict:
     if not isinstance(record, dict) or "metrics" not in record:
         raise RecordError(f"{path}: JSON, but not a record written by svae (no 'metrics')")
     return record
+
+
+def config_differences(saved: dict, config, ignore=()) -> list[tuple[str, object, object]]:
+    """(field, saved value, value in ``config``) for each field in which a configuration saved in a
+    record or checkpoint differs from the dataclass ``config``, compared as JSON (tuples are lists
+    there). A field the saved one lacks counts as its default: it was added to the code after the
+    file was written, with the default that keeps the earlier behaviour (``spheres = 1``)."""
+    def plain(value):
+        return json.loads(json.dumps(value))
+
+    wanted = plain(asdict(config))
+    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+    saved = {**plain({k: v for k, v in defaults.items() if k not in saved}), **plain(saved)}
+    return [(k, saved.get(k), wanted.get(k)) for k in sorted(wanted.keys() | saved.keys())
+            if k not in ignore and saved.get(k) != wanted.get(k)]

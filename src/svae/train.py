@@ -32,6 +32,7 @@ from svae.atomic import atomic_write
 from svae.nn.objectives import elbo_terms
 from svae.nn.vae import VAE
 from svae.progress import progress as progress_bar
+from svae.records import config_differences
 
 
 @dataclass
@@ -194,11 +195,10 @@ def fit(model: VAE, train_x: torch.Tensor, val_x: torch.Tensor, config: TrainCon
     if checkpoint is not None and checkpoint.exists():
         saved = _read_checkpoint(checkpoint, config.device)
         # the device is not part of the run: a checkpoint written on a GPU resumes on a CPU
-        ours, theirs = asdict(config), saved["config"]
-        differing = sorted(k for k in ours.keys() | theirs.keys() if k != "device" and ours.get(k) != theirs.get(k))
+        differing = config_differences(saved["config"], config, ignore=("device",))
         if differing:
             raise CheckpointError(f"{checkpoint} was written with another configuration: "
-                                  + ", ".join(f"{k} = {theirs.get(k)!r}, not {ours.get(k)!r}" for k in differing)
+                                  + ", ".join(f"{k} = {theirs!r}, not {ours!r}" for k, theirs, ours in differing)
                                   + "; remove it to start this run afresh, or give another --checkpoint")
         _check_same_model(checkpoint, saved.get("model_signature"), _model_signature(model))
         model.load_state_dict(saved["model"])

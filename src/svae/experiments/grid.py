@@ -24,7 +24,7 @@ import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -33,17 +33,17 @@ from filelock import FileLock, Timeout
 
 from svae.atomic import atomic_write_text
 from svae.progress import progress as progress_bar
-from svae.records import code_version
+from svae.records import code_version, config_differences
 
 REUSE = ("same-code", "any", "none")
 
 
 def done_record(path: Path, config) -> dict | None:
-    """The record at ``path`` if it holds exactly ``config``, else None."""
-    try:  # compared as JSON: tuples in the config are lists in the record
+    """The record at ``path`` if it holds exactly ``config`` (:func:`svae.records.config_differences`), else None."""
+    try:
         record = json.loads(path.read_text())
-        return record if record["config"] == json.loads(json.dumps(asdict(config))) else None
-    except (OSError, ValueError, KeyError, TypeError):
+        return record if not config_differences(record["config"], config) else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

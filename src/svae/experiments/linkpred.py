@@ -32,6 +32,7 @@ class LinkPredConfig:
     lr: float = 0.01
     hidden: int = 32
     latent_dim: int = 16
+    spheres: int = 1  # the spherical families' latent_dim split over a product of spheres (svae.nn.product)
     dropout: float = 0.0
     normalize_features: bool = False
     loss: str = "dense"
@@ -52,6 +53,7 @@ class LinkPredConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        latent_family(self.latent, self.latent_dim, spheres=self.spheres)  # raises for a bad number of spheres
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.dropout < 1:
@@ -73,7 +75,7 @@ class LinkPredData:
 
 def build_model(config: LinkPredConfig, num_features: int) -> VariationalGAE:
     options = {"scale": "exp"} if config.latent == "normal" else {}  # Kipf's log standard deviation
-    latent = latent_family(config.latent, config.latent_dim, **options)
+    latent = latent_family(config.latent, config.latent_dim, spheres=config.spheres, **options)
     encoder = GCNEncoder(num_features, config.hidden, latent.num_params, config.dropout)
     decoder = ScaledInnerProductDecoder(config.scale, learnable=config.learn_scale)
     return VariationalGAE(encoder, latent, decoder)

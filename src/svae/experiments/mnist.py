@@ -21,6 +21,7 @@ from svae.metrics import knn_accuracy
 from svae.nn.latent import FAMILIES, latent_family
 from svae.nn.objectives import importance_log_likelihood
 from svae.nn.vae import VAE
+from svae.records import config_differences
 from svae.train import TrainConfig, evaluate, fit, stream_seed
 
 DIMS = (2, 5, 10, 20, 40)
@@ -30,6 +31,7 @@ DIMS = (2, 5, 10, 20, 40)
 class MnistConfig:
     latent: str = "vmf"
     dim: int = 10
+    spheres: int = 1  # the spherical families' d split over a product of spheres (svae.nn.product)
     seed: int = 0
     epochs: int = 1000
     batch_size: int = 64
@@ -51,6 +53,7 @@ class MnistConfig:
             raise ValueError(f"latent must be one of {list(FAMILIES)}, got {self.latent!r}")
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
             raise ValueError(f"dim must be an int >= 1, got {self.dim!r}")
+        latent_family(self.latent, self.dim, spheres=self.spheres)  # raises for a bad number of spheres
         if self.ll_samples < 1 or self.knn_draws < 1:
             raise ValueError("ll_samples and knn_draws must be >= 1")
         self.hidden = tuple(self.hidden)
@@ -88,7 +91,7 @@ def describe_budget(config: MnistConfig, profile: str) -> str:
 
 
 def build_model(config: MnistConfig) -> VAE:
-    return VAE.mlp(784, config.hidden, latent_family(config.latent, config.dim), "bernoulli")
+    return VAE.mlp(784, config.hidden, latent_family(config.latent, config.dim, spheres=config.spheres), "bernoulli")
 
 
 @torch.no_grad()
@@ -177,7 +180,7 @@ def load_model(path, config: MnistConfig) -> VAE | None:
         saved = torch.load(path, map_location=config.device, weights_only=True)
     except FileNotFoundError:
         return None
-    if saved.get("config") != _comparable(config):
+    if not isinstance(saved.get("config"), dict) or config_differences(saved["config"], config, ignore=("device",)):
         return None
     model = build_model(config).to(config.device)
     model.load_state_dict(saved["state_dict"])

@@ -128,9 +128,16 @@ class PowerSphericalLatent(_SphericalLatent):
     distribution = PowerSpherical
 
 
-def latent_family(name: str, dim: int, **options) -> LatentFamily:
-    """``normal``, ``vmf`` or ``power`` with ``dim`` degrees of freedom."""
+def latent_family(name: str, dim: int, spheres: int = 1, **options) -> LatentFamily:
+    """``normal``, ``vmf`` or ``power`` with ``dim`` degrees of freedom; for the spherical families,
+    ``spheres > 1`` splits them over a product of spheres (:mod:`svae.nn.product`)."""
     classes = {"normal": NormalLatent, "vmf": VonMisesFisherLatent, "power": PowerSphericalLatent}
     if name not in classes:
         raise ValueError(f"latent must be one of {list(FAMILIES)}, got {name!r}")
-    return classes[name](dim, **options)
+    if spheres == 1:  # exactly today's single sphere (or Gaussian)
+        return classes[name](dim, **options)
+    if name == "normal":
+        raise ValueError(f"spheres applies to the spherical families (vmf, power), not {name!r}")
+    from svae.nn.product import ProductOfSpheres
+
+    return ProductOfSpheres(lambda d: classes[name](d, **options), dim, spheres)
