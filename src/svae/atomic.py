@@ -8,6 +8,18 @@ from pathlib import Path
 from typing import Callable
 
 
+def ensure_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if missing and raise OSError unless a file can be created in it: tested by
+    creating (and removing) one, which also catches read-only file systems, where permission bits
+    do not tell (and root ignores them)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".svae-write-test-{os.getpid()}"
+    probe.open("x").close()
+    probe.unlink()
+    return folder
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary path next to ``path``, then move it into place.
 

@@ -16,6 +16,7 @@ import torch
 
 import svae
 from svae import native
+from svae.atomic import ensure_writable_folder
 from svae.data.store import default_cache_dir, resolve_data_dir
 from svae.records import code_version, provenance
 
@@ -437,18 +438,14 @@ OUTPUT_FILES = ("json", "checkpoint", "model")
 
 def output_file_problem(path: str) -> str | None:
     """What stops a command from writing the file ``path`` at its end, or None. A missing folder is
-    created now; the folder is tested by creating (and removing) a file in it, which also catches
-    read-only file systems, where permission bits do not tell (and root ignores them)."""
+    created now (:func:`svae.atomic.ensure_writable_folder`)."""
     if not path:
         return "an empty path: give a file name"
     target = Path(path)
     if target.is_dir():
         return "is a directory: give the path of a file (in it, say)"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        probe = target.parent / f".svae-write-test-{os.getpid()}"
-        probe.open("x").close()
-        probe.unlink()
+        ensure_writable_folder(target.parent)
     except OSError as error:
         return f"cannot write in its folder {target.parent} ({error.strerror or error}); choose another path"
     return None
@@ -456,17 +453,14 @@ def output_file_problem(path: str) -> str | None:
 
 def output_dir_problem(path: str) -> str | None:
     """What stops a command from writing files in the folder ``path``, or None. A missing folder
-    is created now; writing is tested by creating (and removing) a file in it."""
+    is created now (:func:`svae.atomic.ensure_writable_folder`)."""
     if not path:
         return "an empty path: give a folder"
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         return "is a file: give the path of a folder"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".svae-write-test-{os.getpid()}"
-        probe.open("x").close()
-        probe.unlink()
+        ensure_writable_folder(folder)
     except OSError as error:
         return f"cannot write in it ({error.strerror or error}); choose another folder"
     return None

@@ -128,10 +128,10 @@ def cached(maxsize=None):
     def decorate(function):
         memo = lru_cache(maxsize=maxsize)(function)
 
-        def call(*args):
+        def cached_call(*args):
             return function(*args) if torch.compiler.is_compiling() else memo(*args)
 
-        return call
+        return cached_call
 
     return decorate
 

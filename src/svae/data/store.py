@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from svae.atomic import atomic_write
+from svae.atomic import atomic_write, ensure_writable_folder
 
 DATA_DIR_ENV = "SVAE_DATA_DIR"
 CACHE_DIR_ENV = "SVAE_CACHE_DIR"
@@ -111,10 +111,7 @@ def verify(path: Path, expected: str, *, gunzip: bool = False, stamp: bool = Fal
 def _check_writable(cache_dir: Path, folder: Path) -> None:
     """CacheNotWritableError unless a file can be created in ``folder`` (made if missing), inside the cache."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".svae-write-test-{os.getpid()}"
-        probe.open("x").close()
-        probe.unlink()
+        ensure_writable_folder(folder)
     except OSError as error:
         raise CacheNotWritableError(
             f"the cache {cache_dir} cannot be written ({error.strerror or error}): give a writable folder with "
