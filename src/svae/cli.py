@@ -17,6 +17,7 @@ import torch
 import svae
 from svae import native
 from svae.atomic import ensure_writable_folder
+from svae.nn.latent import FAMILIES
 from svae.data.store import default_cache_dir, resolve_data_dir
 from svae.records import code_version, provenance
 
@@ -323,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp = commands.add_parser("linkpred", help="link prediction with a variational graph auto-encoder (Table 4)")
     lp.add_argument("--dataset", required=True, type=str.lower, choices=["cora", "citeseer", "pubmed"],
                     help="cora, citeseer or pubmed (any case: the data folders are spelled Cora, CiteSeer, PubMed)")
-    lp.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
+    lp.add_argument("--latent", required=True, choices=FAMILIES)
     lp.add_argument("--seed", type=seed_argument, default=0, help="split and initialisation seed")
     lp.add_argument("--tuned", action="store_true", help="start from the committed tuned hyper-parameters")
     lp.add_argument("--epochs", type=int, help="training epochs (default 200)")
@@ -348,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(run=_plot, parser=pl, output_files=("out",))
 
     mn = commands.add_parser("mnist", help="an N-/S-/PS-VAE on dynamically binarised MNIST (Tables 1 and 2)")
-    mn.add_argument("--latent", required=True, choices=["normal", "vmf", "power"])
+    mn.add_argument("--latent", required=True, choices=FAMILIES)
     mn.add_argument("--dim", type=int, required=True, help="latent degrees of freedom d (the sphere S^d is in R^(d+1))")
     mn.add_argument("--spheres", type=int, help=SPHERES_HELP)
     mn.add_argument("--seed", type=seed_argument, default=0)
@@ -410,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dims", type=int, nargs="+",
                      help="mnist only: the latent dimensions to run (default 2 5 10 20 40), e.g. the paper "
                           "profile for d = 10 alone")
-    rep.add_argument("--latents", nargs="+", choices=["normal", "vmf", "power"],
+    rep.add_argument("--latents", nargs="+", choices=FAMILIES,
                      help="mnist only: the latent families to run (default normal vmf power), e.g. the paper's "
                           "two without the Power Spherical")
     rep.add_argument("--out", default=None, help="record directory (default results/<experiment>[/<profile>])")

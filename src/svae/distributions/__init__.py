@@ -4,6 +4,7 @@ from svae.distributions.constraints import sphere
 from svae.distributions.fit import fit_von_mises_fisher
 from svae.distributions.hyperspherical_uniform import HypersphericalUniform
 from svae.distributions.power_spherical import PowerSpherical
+from svae.distributions.spherical_cauchy import SphericalCauchy
 from svae.distributions.von_mises_fisher import VonMisesFisher
 
-__all__ = ["VonMisesFisher", "HypersphericalUniform", "PowerSpherical", "sphere", "fit_von_mises_fisher"]
+__all__ = ["VonMisesFisher", "HypersphericalUniform", "PowerSpherical", "SphericalCauchy", "sphere", "fit_von_mises_fisher"]

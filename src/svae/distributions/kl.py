@@ -5,6 +5,7 @@ from torch.distributions import register_kl
 from svae.distributions.hyperspherical_uniform import HypersphericalUniform
 from svae.distributions.power_spherical import PowerSpherical
 from svae.distributions.spherical import nonnegative
+from svae.distributions.spherical_cauchy import SphericalCauchy
 from svae.distributions.von_mises_fisher import VonMisesFisher
 
 
@@ -72,3 +73,10 @@ def _kl_power_spherical_vmf(p, q):
     expected_gap = (m - 1) * spread + kappa_p * spread * one_minus_cos
     kl = p._kl_to_uniform() - q._kl_to_uniform() + kappa_q * (expected_gap - complement_q)
     return _broadcast(p._returned(nonnegative(kl)), p, q)
+
+
+@register_kl(SphericalCauchy, HypersphericalUniform)
+def _kl_spherical_cauchy_uniform(p, q):
+    """d E[log(1 + rho^2 + 2 rho u)] - d log(1 - rho^2) (see svae.distributions.spherical_cauchy_terms)."""
+    _check_same_sphere(p, q)
+    return _broadcast(p._returned(p._kl_to_uniform()), p, q)

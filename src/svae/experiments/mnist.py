@@ -241,7 +241,7 @@ def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, 
 # --- Tables 1 and 2: d x latent family x seed, resumable ---------------------------------------------
 
 REPRODUCE_LATENTS = ("normal", "vmf", "power")
-NAMES = {"normal": "N-VAE", "vmf": "S-VAE", "power": "PS-VAE"}
+NAMES = {"normal": "N-VAE", "vmf": "S-VAE", "power": "PS-VAE", "cauchy": "SC-VAE"}
 
 
 def record_path(out_dir, config: MnistConfig) -> Path:

@@ -33,4 +33,4 @@ LINKPRED = {
                         "loss": "negative", "epochs": 1000},
 }
 for _dataset in ("cora", "citeseer", "pubmed"):
-    LINKPRED[_dataset, "power"] = LINKPRED[_dataset, "vmf"]
+    LINKPRED[_dataset, "power"] = LINKPRED[_dataset, "cauchy"] = LINKPRED[_dataset, "vmf"]

@@ -4,7 +4,8 @@ One object per family, shared by every model (MNIST VAEs, graph VAEs, the synthe
 
 * ``normal``: :math:`\mathcal{N}(\mu, \sigma^2 I)` in :math:`\mathbb{R}^d`, prior :math:`\mathcal{N}(0, I)`;
 * ``vmf``: von Mises-Fisher on :math:`S^d \subset \mathbb{R}^{d+1}`, prior uniform on :math:`S^d`;
-* ``power``: Power Spherical on :math:`S^d`, prior uniform on :math:`S^d`.
+* ``power``: Power Spherical on :math:`S^d`, prior uniform on :math:`S^d`;
+* ``cauchy``: Spherical Cauchy on :math:`S^d`, prior uniform on :math:`S^d`.
 
 ``dim`` is always the number of degrees of freedom ``d``: an N-VAE with ``d = 10`` and an S-VAE
 with ``d = 10`` (codes in ``R^11``) have equally many latent dimensions, as in the paper.
@@ -17,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
-from svae.distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher
+from svae.distributions import HypersphericalUniform, PowerSpherical, SphericalCauchy, VonMisesFisher
 from svae.distributions.hyperspherical_uniform import log_sphere_area
 
-FAMILIES = ("normal", "vmf", "power")
+FAMILIES = ("normal", "vmf", "power", "cauchy")
 
 
 class LatentFamily:
@@ -128,16 +129,30 @@ class PowerSphericalLatent(_SphericalLatent):
     distribution = PowerSpherical
 
 
+class SphericalCauchyLatent(_SphericalLatent):
+    """Mean direction as the others; concentration ``rho = sigmoid(raw[..., -1])`` in (0, 1), the raw
+    value capped at 15 (1 - rho >= 3e-7, which float32 still tells from 0; a vMF would need
+    kappa ~ 1e13 d to be as concentrated)."""
+
+    name = "cauchy"
+    distribution = SphericalCauchy
+
+    def posterior(self, raw):
+        loc = F.normalize(raw[..., :-1], dim=-1)
+        return SphericalCauchy(loc, torch.sigmoid(raw[..., -1].clamp(max=15.0)), validate_args=False)
+
+
 def latent_family(name: str, dim: int, spheres: int = 1, **options) -> LatentFamily:
-    """``normal``, ``vmf`` or ``power`` with ``dim`` degrees of freedom; for the spherical families,
+    """``normal``, ``vmf``, ``power`` or ``cauchy`` with ``dim`` degrees of freedom; for the spherical families,
     ``spheres > 1`` splits them over a product of spheres (:mod:`svae.nn.product`)."""
-    classes = {"normal": NormalLatent, "vmf": VonMisesFisherLatent, "power": PowerSphericalLatent}
+    classes = {"normal": NormalLatent, "vmf": VonMisesFisherLatent, "power": PowerSphericalLatent,
+               "cauchy": SphericalCauchyLatent}
     if name not in classes:
         raise ValueError(f"latent must be one of {list(FAMILIES)}, got {name!r}")
     if spheres == 1:  # exactly today's single sphere (or Gaussian)
         return classes[name](dim, **options)
     if name == "normal":
-        raise ValueError(f"spheres applies to the spherical families (vmf, power), not {name!r}")
+        raise ValueError(f"spheres applies to the spherical families (vmf, power, cauchy), not {name!r}")
     from svae.nn.product import ProductOfSpheres
 
     return ProductOfSpheres(lambda d: classes[name](d, **options), dim, spheres)
