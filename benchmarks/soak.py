@@ -2,10 +2,12 @@
 
     python benchmarks/soak.py [--draws 1e9] [--device cpu|cuda] [--json benchmarks/results/soak.json]
 
-Draws from VonMisesFisher, PowerSpherical and HypersphericalUniform over a grid of cells:
+Draws from VonMisesFisher, PowerSpherical, SphericalCauchy and HypersphericalUniform over a grid of cells:
 ambient dimension m from 2 to 4096 (2, 3, 4, odd and even), concentration 0 and every decade
 from 1e-8 to 1e8 (the rows of a cell take each in turn, log-uniform within the decade), float32
-and float64, the compiled CPU loops and the torch code (on CUDA: the torch code), and mean
+and float64 (the Spherical Cauchy's rho is kappa / (1 + kappa), at most 1 - eps of the dtype), the
+compiled CPU loops and the torch code (on CUDA: the torch code; the Spherical Cauchy has no
+compiled loop), and mean
 directions random (one per row) or at +e1 and -e1. Every row differentiates a loss built from the sample, log_prob, entropy, the KL to the
 uniform and (vMF) the rejection weight with respect to loc and concentration, and counts:
 
@@ -30,13 +32,14 @@ from pathlib import Path
 import torch
 from torch.distributions import kl_divergence
 
-from svae import HypersphericalUniform, PowerSpherical, VonMisesFisher, native
+from svae import HypersphericalUniform, PowerSpherical, SphericalCauchy, VonMisesFisher, native
 from svae.records import read_record, write_record
 
 DIMENSIONS = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 32, 33, 64, 65, 100, 101, 128, 255, 256, 512,
               1000, 1001, 2048, 4095, 4096]
 DECADES = list(range(-8, 8))  # kappa in [10^d, 10^(d+1)]: the last one ends at 1e8
-FAMILIES = {"vmf": VonMisesFisher, "power": PowerSpherical}
+FAMILIES = {"vmf": VonMisesFisher, "power": PowerSpherical, "cauchy": SphericalCauchy}
+WITHOUT_LOOPS = {"cauchy"}  # families with no compiled CPU loop: one path
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LOCS = ("random", "+e1", "-e1")
 PATHS = {"cpu": ("compiled", "torch"), "cuda": ("torch",)}  # the compiled loops are for CPU tensors
@@ -55,7 +58,7 @@ def cell_draws(total: float, m: int, device: str) -> int:
     """Draws of one cell: a share of ``total`` proportional to min(1, 16 / m), so that the small
     dimensions, where samples are cheap, take most of the draws."""
     weights = {d: min(1.0, 16 / d) for d in DIMENSIONS}
-    cells_per_dimension = len(DTYPES) * (len(PATHS[device]) * len(FAMILIES) * len(LOCS) + 1)
+    cells_per_dimension = len(list(cells(m, device)))
     return max(len(DECADES) + 1, int(total * weights[m] / (sum(weights.values()) * cells_per_dimension)))
 
 
@@ -83,7 +86,11 @@ def bad_rows(t: torch.Tensor) -> torch.Tensor:
 def soak_chunk(family: str, m: int, dtype, loc_mode: str, n: int, generator) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """(counts, bad, kappa): the counts of one chunk, which rows had a bad value, their kappa."""
     loc, kappa = parameters(n, m, dtype, loc_mode, generator)
-    q = FAMILIES[family](loc, kappa, validate_args=False)
+    concentration = kappa
+    if family == "cauchy":  # rho = kappa / (1 + kappa) in [0, 1 - eps]: 1 - rho from kappa's decades
+        one_minus_rho = (1 / (1 + kappa.detach().double())).clamp(min=torch.finfo(dtype).eps)
+        concentration = (1 - one_minus_rho).to(dtype).requires_grad_()
+    q = FAMILIES[family](loc, concentration, validate_args=False)
     prior = HypersphericalUniform(m, dtype=dtype, device=loc.device)
     z = q.rsample()
     log_prob, entropy, kl = q.log_prob(z), q.entropy(), kl_divergence(q, prior)
@@ -93,7 +100,7 @@ def soak_chunk(family: str, m: int, dtype, loc_mode: str, n: int, generator) -> 
         weight = q.rejection_log_weight(z.detach())
         masks["nonfinite_rejection_log_weight"] = bad_rows(weight)
         loss = loss + weight.sum()
-    grad_loc, grad_kappa = torch.autograd.grad(loss, (loc, kappa))
+    grad_loc, grad_kappa = torch.autograd.grad(loss, (loc, concentration))
     norm_error = (torch.linalg.vector_norm(z.detach(), dim=-1) - 1).abs()
     masks.update(
         nonfinite_sample=bad_rows(z), off_sphere=norm_error > sphere_tolerance(m, dtype),
@@ -126,7 +133,7 @@ def cells(m: int, device: str):
     for dtype in DTYPES:
         yield f"uniform/m{m}/{dtype}", "uniform", dtype, "torch", None
         for family in FAMILIES:
-            for path in PATHS[device]:
+            for path in PATHS[device][-1:] if family in WITHOUT_LOOPS else PATHS[device]:
                 for loc_mode in LOCS:
                     yield f"{family}/m{m}/{dtype}/{path}/{loc_mode}", family, dtype, path, loc_mode
 

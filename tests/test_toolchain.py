@@ -15,7 +15,7 @@ from torch.distributions import kl_divergence
 from torch.func import grad, jacrev, vmap
 
 from svae import native, special
-from svae.distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher, wood
+from svae.distributions import HypersphericalUniform, PowerSpherical, SphericalCauchy, VonMisesFisher, wood
 from svae.nn.latent import latent_family
 from svae.nn.objectives import elbo_terms
 from svae.nn.vae import VAE
@@ -121,6 +121,14 @@ def test_sampling_off_the_cpu_never_reads_a_value_back():
     assert kappa.grad.shape == kappa.shape and z.device.type == "meta"
     power = PowerSpherical(loc.detach(), kappa.detach(), validate_args=False)
     assert power.rsample((2,)).shape == (2, 64, 6) and uniform.rsample((5,)).shape == (5, 6)
+    for m in (6, 5, 11):  # the Spherical Cauchy: odd d (finite sums), even d <= 8 (closed forms), even d > 8
+        loc = torch.randn(64, m, device="meta", requires_grad=True)
+        rho = torch.rand(64, device="meta", requires_grad=True)
+        cauchy = SphericalCauchy(loc, rho, validate_args=False)
+        y = cauchy.rsample((2,))
+        prior = HypersphericalUniform(m, device="meta", validate_args=False)
+        (y.sum() + cauchy.log_prob(y).sum() + kl_divergence(cauchy, prior).sum() + cauchy.mean.sum()).backward()
+        assert rho.grad.shape == rho.shape
 
 
 def test_the_meta_device_catches_a_host_synchronisation():
