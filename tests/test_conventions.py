@@ -141,12 +141,16 @@ def test_cache_files_are_hashed_once_and_rechecked_when_changed(tmp_path, monkey
 
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "linkpred", "--seeds", "0"], "--seeds and --jobs must be >= 1"),
-    (["reproduce", "m1m2", "--dims", "10"], "--dims takes latent dimensions >= 1 and applies to reproduce mnist only"),
-    (["reproduce", "mnist", "--dims", "0"], "--dims takes latent dimensions >= 1 and applies to reproduce mnist only"),
-    (["reproduce", "linkpred", "--latents", "vmf"], "--latents applies to reproduce mnist only"),
+    (["reproduce", "m1m2", "--dims", "10"], "--dims takes latent dimensions >= 1 and applies to reproduce mnist and "
+                                            "highdim only"),
+    (["reproduce", "highdim", "--dims", "0"], "--dims takes latent dimensions >= 1"),
+    (["reproduce", "linkpred", "--latents", "vmf"], "--latents applies to reproduce mnist and highdim only"),
     (["reproduce", "mnist", "--latents", "gauss"], "invalid choice: 'gauss'"),
+    (["reproduce", "mnist", "--sphere-dof", "5"], "--sphere-dof takes degrees of freedom >= 1 per sphere and applies "
+                                                 "to reproduce highdim only"),
+    (["reproduce", "highdim", "--sphere-dof", "0"], "--sphere-dof takes degrees of freedom >= 1"),
     *[(["reproduce", experiment, "--table-only", "--out", "{tmp}", "--table", "{tmp}/table.md"],
-       "--table-only: no record of this grid") for experiment in ("linkpred", "mnist", "m1m2")],
+       "--table-only: no record of this grid") for experiment in ("linkpred", "mnist", "m1m2", "highdim")],
 ])
 def test_reproduce_rejects_bad_arguments(argv, message, tmp_path):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]

@@ -246,7 +246,7 @@ def test_reproduce_rejects_reuse_with_retrain_and_profile_for_linkpred(tmp_path)
     both = svae("reproduce", "linkpred", "--reuse", "--retrain", cwd=tmp_path)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     profile = svae("reproduce", "linkpred", "--profile", "paper", cwd=tmp_path)
-    assert profile.returncode == 2 and "--profile applies to reproduce mnist and m1m2" in profile.stderr
+    assert profile.returncode == 2 and "--profile applies to reproduce mnist, m1m2 and highdim" in profile.stderr
 
 
 # --- concurrency: two processes, one output directory -----------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from svae.distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher
+from svae.distributions import HypersphericalUniform, PowerSpherical, SphericalCauchy, VonMisesFisher
 from svae.distributions.hyperspherical_uniform import log_sphere_area
 from svae.nn.latent import PowerSphericalLatent, VonMisesFisherLatent, latent_family
 from svae.nn.objectives import elbo_terms, importance_log_likelihood
@@ -37,8 +37,13 @@ def test_bad_sphere_counts_are_named(name, spheres, message):
         latent_family(name, 10, spheres=spheres)
 
 
-@pytest.mark.parametrize("name, family", [("vmf", VonMisesFisher), ("power", PowerSpherical)])
-def test_the_product_is_its_factors(device, name, family):
+SOFTPLUS_PLUS_ONE = lambda raw: torch.nn.functional.softplus(raw) + 1  # noqa: E731
+
+
+@pytest.mark.parametrize("name, family, concentration", [("vmf", VonMisesFisher, SOFTPLUS_PLUS_ONE),
+                                                         ("power", PowerSpherical, SOFTPLUS_PLUS_ONE),
+                                                         ("cauchy", SphericalCauchy, torch.sigmoid)])
+def test_the_product_is_its_factors(device, name, family, concentration):
     """Each block of the code is a sample of its own sphere's posterior, built from its own slice
     of the encoder's output; log q, entropy, KL and the prior are the sums of the factors'."""
     latent = latent_family(name, 10, spheres=3)  # S^4 x S^3 x S^3
@@ -47,8 +52,7 @@ def test_the_product_is_its_factors(device, name, family):
     z = q.rsample()
     assert z.shape == (7, 13) and q.batch_shape == (7,) and q.event_shape == (13,)
     blocks, chunks = z.split([5, 4, 4], dim=-1), raw.split([6, 5, 5], dim=-1)
-    factors = [family(torch.nn.functional.normalize(c[..., :-1], dim=-1), torch.nn.functional.softplus(c[..., -1]) + 1)
-               for c in chunks]
+    factors = [family(torch.nn.functional.normalize(c[..., :-1], dim=-1), concentration(c[..., -1])) for c in chunks]
     for block in blocks:
         torch.testing.assert_close(block.norm(dim=-1), torch.ones(7, dtype=torch.float64, device=device))
     torch.testing.assert_close(q.log_prob(z), sum(f.log_prob(b) for f, b in zip(factors, blocks)))
@@ -75,7 +79,7 @@ def test_the_kl_of_a_product_against_monte_carlo():
     assert abs(latent.kl(q).item() - log_ratio.mean().item()) <= 5 * log_ratio.std().item() / math.sqrt(100_000)
 
 
-@pytest.mark.parametrize("name", ["vmf", "power"])
+@pytest.mark.parametrize("name", ["vmf", "power", "cauchy"])
 def test_a_vae_with_a_product_latent_trains(device, name):
     torch.manual_seed(0)
     latent = latent_family(name, 10, spheres=2)

@@ -76,7 +76,8 @@ LINKPRED_FLAGS = ("epochs", "lr", "hidden", "latent_dim", "spheres", "dropout", 
 
 # Where `svae reproduce` keeps its records by default: the committed ones, which it trains again
 # (and says so) unless --reuse.
-_REPRODUCE_OUT = {"linkpred": "results/linkpred", "mnist": "results/mnist/{profile}", "m1m2": "results/m1m2"}
+_REPRODUCE_OUT = {"linkpred": "results/linkpred", "mnist": "results/mnist/{profile}", "m1m2": "results/m1m2",
+                  "highdim": "results/highdim/{profile}"}
 
 
 def _reproduce(args) -> int:
@@ -85,20 +86,23 @@ def _reproduce(args) -> int:
     torch.distributions.Distribution.set_default_validate_args(False)
     if args.seeds is not None and args.seeds < 1 or args.jobs < 1:
         args.parser.error("--seeds and --jobs must be >= 1")
-    if args.dims is not None and (args.experiment != "mnist" or min(args.dims) < 1):
-        args.parser.error("--dims takes latent dimensions >= 1 and applies to reproduce mnist only")
-    if args.latents is not None and args.experiment != "mnist":
-        args.parser.error("--latents applies to reproduce mnist only")
+    if args.dims is not None and (args.experiment not in ("mnist", "highdim") or min(args.dims) < 1):
+        args.parser.error("--dims takes latent dimensions >= 1 and applies to reproduce mnist and highdim only")
+    if args.latents is not None and args.experiment not in ("mnist", "highdim"):
+        args.parser.error("--latents applies to reproduce mnist and highdim only")
+    if args.sphere_dof is not None and (args.experiment != "highdim" or min(args.sphere_dof) < 1):
+        args.parser.error("--sphere-dof takes degrees of freedom >= 1 per sphere and applies to reproduce highdim only")
     if args.profile is not None and args.experiment == "linkpred":
-        args.parser.error("--profile applies to reproduce mnist and m1m2 (linkpred's budget is its tuned epochs)")
+        args.parser.error("--profile applies to reproduce mnist, m1m2 and highdim (linkpred's budget is its tuned epochs)")
     args.profile = args.profile or "fast"
     options = {"jobs": args.jobs, "table": args.table, "data_dir": args.data_dir, "cache_dir": args.cache_dir,
                "train": not args.table_only, "reuse": args.reuse,
                "out_dir": args.out or _REPRODUCE_OUT[args.experiment].format(profile=args.profile)}
     if args.experiment == "linkpred":
         options.update(seeds=args.seeds or 10, table=args.table or "results/linkpred.md")
-    else:  # mnist and m1m2 name their default directories after the profile
-        options.update(profile=args.profile, seeds=args.seeds or 1,
+    else:  # mnist, m1m2 and highdim name their default directories after the profile
+        options.update(profile=args.profile, seeds=args.seeds or (2 if args.experiment == "highdim" else 1),
+                       **({"sphere_dof": tuple(args.sphere_dof)} if args.sphere_dof else {}),
                        **({"dims": tuple(args.dims)} if args.dims else {}),
                        **({"latents": tuple(args.latents)} if args.latents else {}))
     args.out_dir = options["out_dir"] + (f"/{args.profile}" if args.experiment == "m1m2" else "")  # the records'
@@ -126,7 +130,8 @@ def _m1m2(args) -> int:
                                                   "device")
                  if getattr(args, k) is not None}
     try:
-        config = M1M2Config(m1=args.m1, m2=args.m2, z1=args.z1, z2=args.z2, labels=args.labels, seed=args.seed,
+        config = M1M2Config(m1=args.m1, m2=args.m2, z1=args.z1, z2=args.z2, spheres=args.spheres or 1,
+                            labels=args.labels, seed=args.seed,
                             profile=args.profile, **{**PROFILES[args.profile], **overrides})
     except ValueError as error:
         args.parser.error(str(error))
@@ -134,7 +139,8 @@ def _m1m2(args) -> int:
         record = run(config, m1_dir=args.m1_dir, data_dir=args.data_dir, cache_dir=args.cache_dir)
     except ValueError as error:  # e.g. more labels than the training set holds
         args.parser.error(str(error))
-    print(f"M1 {config.m1} z1={config.z1} + M2 {config.m2} z2={config.z2}, {config.labels} labels, seed "
+    spheres = f" on {config.spheres} spheres" if config.spheres > 1 else ""
+    print(f"M1 {config.m1} z1={config.z1}{spheres} + M2 {config.m2} z2={config.z2}, {config.labels} labels, seed "
           f"{config.seed}: test accuracy {100 * record['metrics']['test_accuracy']:.2f} % ({record['wall_time']:.0f} s)")
     if args.json:
         path = write_record(args.json, command="svae m1m2", config=record["config"], metrics=record["metrics"],
@@ -299,7 +305,7 @@ def add_experiment_options(parser: argparse.ArgumentParser, run) -> None:
     parser.set_defaults(run=run, parser=parser)
 
 
-SPHERES_HELP = ("vmf and power: split the d degrees of freedom over K spheres, each with its own mean direction and "
+SPHERES_HELP = ("vmf, power and cauchy: split the d degrees of freedom over K spheres, each with its own mean direction and "
                 "concentration (d // K each, the first d mod K one more; default 1, a single sphere)")
 
 
@@ -379,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--m2", required=True, choices=["normal", "vmf"], help="M2's latent family (z2)")
     mm.add_argument("--z1", type=int, required=True, help="M1's latent degrees of freedom")
     mm.add_argument("--z2", type=int, required=True, help="M2's latent degrees of freedom")
+    mm.add_argument("--spheres", type=int, help="split M1's z1 over this many spheres (svae.nn.product; default 1)")
     mm.add_argument("--labels", type=int, default=100, help="labelled training images, balanced over the classes")
     mm.add_argument("--seed", type=seed_argument, default=0)
     mm.add_argument("--profile", choices=["paper", "fast", "smoke"], default="fast", help="run budget of M1 and M2")
@@ -403,17 +410,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment_options(mm, _m1m2)
 
     rep = commands.add_parser("reproduce", help="run a paper table's whole grid (resumable) and write it")
-    rep.add_argument("experiment", choices=["linkpred", "mnist", "m1m2"])
+    rep.add_argument("experiment", choices=["linkpred", "mnist", "m1m2", "highdim"])
     rep.add_argument("--profile", choices=["paper", "fast", "smoke"], default=None,
                      help="run budget of every MNIST and M1+M2 run (default fast; linkpred has its tuned epochs)")
-    rep.add_argument("--seeds", type=int, default=None, help="seeds per cell (linkpred 10, mnist 1)")
+    rep.add_argument("--seeds", type=int, default=None, help="seeds per cell (linkpred 10, mnist and m1m2 1, highdim 2)")
     rep.add_argument("--jobs", type=int, default=1, help="parallel runs (threads are shared out)")
     rep.add_argument("--dims", type=int, nargs="+",
-                     help="mnist only: the latent dimensions to run (default 2 5 10 20 40), e.g. the paper "
-                          "profile for d = 10 alone")
+                     help="mnist and highdim: the latent dimensions to run (default 2 5 10 20 40; highdim 10 20 40 "
+                          "64), e.g. the paper profile for d = 10 alone")
     rep.add_argument("--latents", nargs="+", choices=FAMILIES,
-                     help="mnist only: the latent families to run (default normal vmf power), e.g. the paper's "
-                          "two without the Power Spherical")
+                     help="mnist and highdim: the latent families to run (default normal vmf power; highdim all "
+                          "four), e.g. the paper's two without the Power Spherical")
+    rep.add_argument("--sphere-dof", dest="sphere_dof", type=int, nargs="+",
+                     help="highdim only: besides one sphere, train each spherical family on d // k spheres for each "
+                          "k given (default 5: spheres of about 5 degrees of freedom)")
     rep.add_argument("--out", default=None, help="record directory (default results/<experiment>[/<profile>])")
     rep.add_argument("--table", default=None, help="table path (default results/<experiment>.md)")
     add_data_dir(rep)

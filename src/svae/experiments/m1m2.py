@@ -45,6 +45,7 @@ class M1M2Config:
     m2: str = "normal"
     z1: int = 10
     z2: int = 10
+    spheres: int = 1  # M1's z1 split over a product of spheres (svae.nn.product); M2's z2 stays one
     labels: int = 100
     seed: int = 0
     profile: str = "fast"  # M1's budget (svae.experiments.mnist.PROFILES) and M2's (PROFILES here)
@@ -83,6 +84,7 @@ class M1M2Config:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {list(PROFILES)}, got {self.profile!r}")
+        self.m1_config()  # raises for a number of spheres that z1 or the family does not allow
         if self.m2_data not in DATA_FAMILIES:
             raise ValueError(f"m2_data must be one of {list(DATA_FAMILIES)}, got {self.m2_data!r}")
         if self.m2_select not in ("elbo", "accuracy"):
@@ -99,7 +101,7 @@ class M1M2Config:
         self.m2_train_config()
 
     def m1_config(self) -> MnistConfig:
-        return MnistConfig(latent=self.m1, dim=self.z1, seed=self.seed, device=self.device,
+        return MnistConfig(latent=self.m1, dim=self.z1, spheres=self.spheres, seed=self.seed, device=self.device,
                            **MNIST_PROFILES[self.profile])
 
     def m2_train_config(self) -> TrainConfig:
@@ -237,7 +239,8 @@ def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=
 
 def record_path(out_dir, config: M1M2Config) -> Path:
     name = {v: k for k, v in CONFIGURATIONS.items()}[(config.m1, config.m2)].replace("+", "")
-    return Path(out_dir) / config.profile / f"{name}_z1{config.z1}_z2{config.z2}_seed{config.seed}.json"
+    spheres = f"_spheres{config.spheres}" if config.spheres > 1 else ""
+    return Path(out_dir) / config.profile / f"{name}_z1{config.z1}{spheres}_z2{config.z2}_seed{config.seed}.json"
 
 
 def write_run(config: M1M2Config, path, *, m1_dir, data_dir=None, cache_dir=None) -> None:

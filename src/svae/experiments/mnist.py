@@ -244,8 +244,14 @@ REPRODUCE_LATENTS = ("normal", "vmf", "power")
 NAMES = {"normal": "N-VAE", "vmf": "S-VAE", "power": "PS-VAE", "cauchy": "SC-VAE"}
 
 
+def run_name(config: MnistConfig) -> str:
+    """``<latent>_d<dim>[_spheres<K>]_seed<seed>``: the name of a run's record, weights and checkpoint."""
+    spheres = f"_spheres{config.spheres}" if config.spheres > 1 else ""
+    return f"{config.latent}_d{config.dim}{spheres}_seed{config.seed}"
+
+
 def record_path(out_dir, config: MnistConfig) -> Path:
-    return Path(out_dir) / f"{config.latent}_d{config.dim}_seed{config.seed}.json"
+    return Path(out_dir) / f"{run_name(config)}.json"
 
 
 def model_path(out_dir, config: MnistConfig) -> Path:
@@ -253,7 +259,7 @@ def model_path(out_dir, config: MnistConfig) -> Path:
     return Path(out_dir) / "models" / f"{record_path(out_dir, config).stem}.pt"
 
 
-def write_run(config: MnistConfig, path, *, data_dir=None, cache_dir=None) -> None:
+def write_run(config: MnistConfig, path, *, data_dir=None, cache_dir=None, command="svae reproduce mnist") -> None:
     """Train one configuration (resuming from its checkpoint if any), write its record, keep its weights."""
     from svae.records import write_record
 
@@ -261,7 +267,7 @@ def write_run(config: MnistConfig, path, *, data_dir=None, cache_dir=None) -> No
     checkpoint = path.parent / "checkpoints" / f"{path.stem}.pt"
     record = run(config, data_dir=data_dir, cache_dir=cache_dir, checkpoint=checkpoint,
                  model_path=model_path(path.parent, config), progress=False)
-    write_record(path, command="svae reproduce mnist", config=record["config"], metrics=record["metrics"],
+    write_record(path, command=command, config=record["config"], metrics=record["metrics"],
                  wall_time=record["wall_time"], history=record["history"],
                  **{k: record[k] for k in ("codes", "labels") if k in record})
     checkpoint.unlink(missing_ok=True)

@@ -26,36 +26,47 @@ def sphere_dims(dim: int, spheres: int) -> list[int]:
 
 
 class ProductPosterior(Distribution):
-    """Independent posteriors over consecutive blocks of the code, one per sphere."""
+    """Independent posteriors over consecutive blocks of the code, one per sphere.
+
+    Spheres of one size are one distribution with a batch dimension of spheres (``groups``: at
+    most two, see :func:`sphere_dims`), so that a product costs two calls, not one per sphere.
+    """
 
     arg_constraints = {}
-    support = constraints.real_vector  # each block is on its sphere; the blocks' own supports say so
+    support = constraints.real_vector  # each block is on its sphere; the groups' own supports say so
     has_rsample = True
 
-    def __init__(self, factors: list[Distribution]):
-        self.factors = factors
-        self.block_sizes = [q.event_shape[-1] for q in factors]
-        super().__init__(factors[0].batch_shape, torch.Size([sum(self.block_sizes)]), validate_args=False)
+    def __init__(self, groups: list[Distribution]):
+        self.groups = groups  # batch shape (..., spheres of the group), event shape (m,)
+        self._code_sizes = [q.batch_shape[-1] * q.event_shape[-1] for q in groups]
+        super().__init__(groups[0].batch_shape[:-1], torch.Size([sum(self._code_sizes)]), validate_args=False)
 
-    def _blocks(self, value: torch.Tensor):
-        return value.split(self.block_sizes, dim=-1)
+    def blocks(self, value: torch.Tensor) -> list[torch.Tensor]:
+        """``value`` (..., code) cut into the groups' (..., spheres, m) blocks."""
+        return [block.unflatten(-1, (q.batch_shape[-1], q.event_shape[-1]))
+                for q, block in zip(self.groups, value.split(self._code_sizes, dim=-1))]
+
+    @staticmethod
+    def joined(blocks) -> torch.Tensor:
+        """The inverse of :meth:`blocks`: (..., spheres, m) blocks flattened and concatenated."""
+        return torch.cat([block.flatten(-2) for block in blocks], dim=-1)
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
-        return torch.cat([q.rsample(sample_shape) for q in self.factors], dim=-1)
+        return self.joined([q.rsample(sample_shape) for q in self.groups])
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return sum(q.log_prob(block) for q, block in zip(self.factors, self._blocks(value)))
+        return sum(q.log_prob(block).sum(-1) for q, block in zip(self.groups, self.blocks(value)))
 
     def entropy(self) -> torch.Tensor:
-        return sum(q.entropy() for q in self.factors)
+        return sum(q.entropy().sum(-1) for q in self.groups)
 
     @property
     def mean(self) -> torch.Tensor:
-        return torch.cat([q.mean for q in self.factors], dim=-1)
+        return self.joined([q.mean for q in self.groups])
 
     @property
     def mode(self) -> torch.Tensor:
-        return torch.cat([q.mode for q in self.factors], dim=-1)
+        return self.joined([q.mode for q in self.groups])
 
 
 class ProductOfSpheres(LatentFamily):
@@ -63,33 +74,38 @@ class ProductOfSpheres(LatentFamily):
 
     def __init__(self, factor, dim: int, spheres: int):
         super().__init__(dim)
-        self.factors = [factor(d) for d in sphere_dims(dim, spheres)]
-        self.name = self.factors[0].name
-        self.num_params = sum(f.num_params for f in self.factors)
-        self.code_dim = sum(f.code_dim for f in self.factors)
-        self._param_sizes = [f.num_params for f in self.factors]
-        self._code_sizes = [f.code_dim for f in self.factors]
+        sizes = sphere_dims(dim, spheres)
+        counts = {size: sizes.count(size) for size in dict.fromkeys(sizes)}  # the larger spheres first
+        self.groups = [(factor(size), count) for size, count in counts.items()]
+        self.spheres = spheres
+        self.name = self.groups[0][0].name
+        self.num_params = sum(f.num_params * count for f, count in self.groups)
+        self.code_dim = sum(f.code_dim * count for f, count in self.groups)
+        self._param_sizes = [f.num_params * count for f, count in self.groups]
 
     def posterior(self, raw: torch.Tensor) -> ProductPosterior:
         chunks = raw.split(self._param_sizes, dim=-1)
-        return ProductPosterior([f.posterior(c) for f, c in zip(self.factors, chunks)])
+        return ProductPosterior([f.posterior(chunk.unflatten(-1, (count, f.num_params)))
+                                 for (f, count), chunk in zip(self.groups, chunks)])
 
     def kl(self, q: ProductPosterior) -> torch.Tensor:
-        return sum(f.kl(qi) for f, qi in zip(self.factors, q.factors))
+        return sum(f.kl(group).sum(-1) for (f, _), group in zip(self.groups, q.groups))
 
     def point(self, q: ProductPosterior) -> torch.Tensor:
-        return torch.cat([f.point(qi) for f, qi in zip(self.factors, q.factors)], dim=-1)
+        return q.joined([f.point(group) for (f, _), group in zip(self.groups, q.groups)])
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        return sum(f.prior_log_prob(block) for f, block in zip(self.factors, z.split(self._code_sizes, dim=-1)))
+        blocks = z.split([f.code_dim * count for f, count in self.groups], dim=-1)
+        return sum(f.prior_log_prob(block.unflatten(-1, (count, f.code_dim))).sum(-1)
+                   for (f, count), block in zip(self.groups, blocks))
 
     def rejection_log_weight(self, q: ProductPosterior, z: torch.Tensor) -> torch.Tensor | None:
         """The sum of the spheres' log weights: the spheres' samplers are independent, so the
         weight of the joint proposal is their product."""
-        weights = [f.rejection_log_weight(qi, block)
-                   for f, qi, block in zip(self.factors, q.factors, z.split(self._code_sizes, dim=-1))]
-        weights = [w for w in weights if w is not None]
+        weights = [f.rejection_log_weight(group, block)
+                   for (f, _), group, block in zip(self.groups, q.groups, q.blocks(z))]
+        weights = [w.sum(-1) for w in weights if w is not None]
         return sum(weights) if weights else None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name}, dim={self.dim}, spheres={len(self.factors)})"
+        return f"{type(self).__name__}({self.name}, dim={self.dim}, spheres={self.spheres})"
