@@ -7,7 +7,7 @@ from torch.distributions import constraints
 from svae.distributions.householder import uniform_directions
 from svae.distributions.hyperspherical_uniform import log_sphere_area
 from svae.distributions.spherical import SphericalDistribution, nonnegative
-from svae.distributions.spherical_cauchy_terms import kl_and_mean_length
+from svae.distributions.spherical_cauchy_terms import kl_to_uniform, mean_length
 from svae.distributions.constraints import sphere
 from svae.special import wide_dtype
 
@@ -79,12 +79,10 @@ class SphericalCauchy(SphericalDistribution):
         log_ratio = torch.log1p(-rho) + torch.log1p(rho) - torch.log(distance)
         return self._returned(self._degrees * log_ratio - log_sphere_area(self.dim))
 
-    def _kl_and_mean_length(self):
-        return kl_and_mean_length(self._wide_concentration(), self._degrees)
-
     def _kl_to_uniform(self) -> torch.Tensor:
-        """KL(q || uniform) in float64: d times a sum of non-negative terms, 0 at rho = 0."""
-        return nonnegative(self._kl_and_mean_length()[0], self._wide_concentration())
+        """KL(q || uniform) in float64, 0 at rho = 0 and never negative."""
+        rho = self._wide_concentration()
+        return nonnegative(kl_to_uniform(rho, self._degrees), rho)
 
     def entropy(self) -> torch.Tensor:
         return self._returned(log_sphere_area(self.dim) - self._kl_to_uniform())
@@ -92,5 +90,5 @@ class SphericalCauchy(SphericalDistribution):
     @property
     def mean(self) -> torch.Tensor:
         loc, _ = self._computing()
-        length = self._kl_and_mean_length()[1].to(loc.dtype)
+        length = mean_length(self._wide_concentration(), self._degrees).to(loc.dtype)
         return self._returned(length.unsqueeze(-1) * loc)

@@ -117,17 +117,20 @@ def _partial_fraction_terms(d: int) -> tuple[list, list]:
     return kl_terms, f_terms
 
 
-def _closed_forms(r: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(KL / d, E[mu^T z]) for even d <= 8 and r >= 0.7, from the partial fractions (module doc)."""
-    kl_terms, f_terms = _partial_fraction_terms(d)
+def _closed_form_kl(r: torch.Tensor, d: int) -> torch.Tensor:
+    """KL / d for even d <= 8 and r >= 0.7, from the partial fractions (module doc)."""
     kl = torch.zeros_like(r)
-    for weight, b in kl_terms:
+    for weight, b in _partial_fraction_terms(d)[0]:
         kl = kl + weight * (_lerch_half_integer(r, b) - 1 / b)
+    return kl
+
+
+def _closed_form_mean(r: torch.Tensor, d: int) -> torch.Tensor:
+    """E[mu^T z] for even d <= 8 and r >= 0.7, from the partial fractions of F (module doc)."""
     f = torch.zeros_like(r)
-    for weight, g in f_terms:
+    for weight, g in _partial_fraction_terms(d)[1]:
         f = f + weight * _lerch_half_integer(r, g)
-    mean = ((1 + r * r) - (1 - r) ** 2 * (1 + r) ** 2 * f) / (2 * r)
-    return kl, mean
+    return ((1 + r * r) - (1 - r) ** 2 * (1 + r) ** 2 * f) / (2 * r)
 
 
 def _minus_log1m_square(r: torch.Tensor) -> torch.Tensor:
@@ -136,23 +139,35 @@ def _minus_log1m_square(r: torch.Tensor) -> torch.Tensor:
     return torch.where(r < 0.5, -torch.log1p(-r * r), -(torch.log1p(-r) + torch.log1p(r)))
 
 
-def _series(r: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(KL / d, E[mu^T z]) from the series in x = r^2 (module doc)."""
-    kl_coefficients, h, powers = _coefficients(d, r.dtype, r.device)
-    x = (r * r).unsqueeze(-1)
-    x_powers = x ** powers  # x^1 .. x^n
-    kl = _minus_log1m_square(r) + (x_powers * kl_coefficients).sum(-1)
-    mean = r * (h[0] + (x_powers[..., :-1] * h[1:]).sum(-1))
-    return kl, mean
+def _series_kl(r: torch.Tensor, d: int) -> torch.Tensor:
+    """KL / d from the series in x = r^2 (module doc)."""
+    coefficients, _, powers = _coefficients(d, r.dtype, r.device)
+    return _minus_log1m_square(r) + ((r * r).unsqueeze(-1) ** powers * coefficients).sum(-1)
 
 
-def kl_and_mean_length(rho: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(KL(q || uniform), E[mu^T z]) of a Spherical Cauchy on S^d with concentration ``rho`` in [0, 1)."""
+def _series_mean(r: torch.Tensor, d: int) -> torch.Tensor:
+    """E[mu^T z] from the series in x = r^2 (module doc)."""
+    _, h, powers = _coefficients(d, r.dtype, r.device)
+    x_powers = (r * r).unsqueeze(-1) ** powers[:-1]  # x^1 .. x^(n-1)
+    return r * (h[0] + (x_powers * h[1:]).sum(-1))
+
+
+def _evaluate(rho: torch.Tensor, d: int, series, closed_form) -> torch.Tensor:
+    """``series`` where it converges in a fixed number of terms, else ``closed_form`` (even d <= 8,
+    rho >= 0.7); both forms on inputs clamped to their range, so that neither is NaN in value or
+    gradient where the other is taken."""
     if d % 2 or d > _LARGEST_CLOSED_FORM_DIM:
-        kl, mean = _series(rho, d)
-    else:  # both forms on inputs clamped to their range, so that neither is NaN in value or gradient
-        near = rho >= _CLOSED_FORM_FROM
-        kl_series, mean_series = _series(rho.clamp(max=_CLOSED_FORM_FROM), d)
-        kl_closed, mean_closed = _closed_forms(rho.clamp(min=_CLOSED_FORM_FROM), d)
-        kl, mean = torch.where(near, kl_closed, kl_series), torch.where(near, mean_closed, mean_series)
-    return d * kl, mean
+        return series(rho, d)
+    near = rho >= _CLOSED_FORM_FROM
+    return torch.where(near, closed_form(rho.clamp(min=_CLOSED_FORM_FROM), d),
+                       series(rho.clamp(max=_CLOSED_FORM_FROM), d))
+
+
+def kl_to_uniform(rho: torch.Tensor, d: int) -> torch.Tensor:
+    """KL(q || uniform) of a Spherical Cauchy on S^d with concentration ``rho`` in [0, 1)."""
+    return d * _evaluate(rho, d, _series_kl, _closed_form_kl)
+
+
+def mean_length(rho: torch.Tensor, d: int) -> torch.Tensor:
+    """E[mu^T z] of a Spherical Cauchy on S^d with concentration ``rho`` in [0, 1)."""
+    return _evaluate(rho, d, _series_mean, _closed_form_mean)
