@@ -147,7 +147,7 @@ def test_cache_files_are_hashed_once_and_rechecked_when_changed(tmp_path, monkey
     (["reproduce", "linkpred", "--latents", "vmf"], "--latents applies to reproduce mnist and highdim only"),
     (["reproduce", "mnist", "--latents", "gauss"], "invalid choice: 'gauss'"),
     (["reproduce", "mnist", "--sphere-dof", "5"], "--sphere-dof takes degrees of freedom >= 1 per sphere and applies "
-                                                 "to reproduce highdim only"),
+                                                 "to reproduce highdim and linkpred only"),
     (["reproduce", "highdim", "--sphere-dof", "0"], "--sphere-dof takes degrees of freedom >= 1"),
     *[(["reproduce", experiment, "--table-only", "--out", "{tmp}", "--table", "{tmp}/table.md"],
        "--table-only: no record of this grid") for experiment in ("linkpred", "mnist", "m1m2", "highdim")],

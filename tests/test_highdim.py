@@ -44,3 +44,14 @@ def test_the_grid_trains_writes_its_table_and_rewrites_it_from_the_records(mirro
                    "normal", "cauchy", "--out", out, "--table", tmp_path / "again.md", "--table-only")
     assert cli.returncode == 0, cli.stderr
     assert (tmp_path / "again.md").read_text() == text
+
+
+def test_link_prediction_grid_adds_the_s_vgae_on_spheres_of_k_degrees():
+    from svae.experiments.linkpred import record_path, reproduce_configs
+
+    configs = reproduce_configs(2, ("cora", "citeseer"), sphere_dof=(5,))
+    products = [c for c in configs if c.spheres > 1]
+    assert {(c.dataset, c.latent, c.latent_dim, c.spheres) for c in products} == {("cora", "vmf", 32, 6),
+                                                                                  ("citeseer", "vmf", 64, 12)}
+    assert len(configs) == len(reproduce_configs(2, ("cora", "citeseer"))) + len(products) == 2 * 2 * 5
+    assert record_path("out", products[0]).name == "cora_vmf_spheres6_seed0.json"

@@ -90,8 +90,9 @@ def _reproduce(args) -> int:
         args.parser.error("--dims takes latent dimensions >= 1 and applies to reproduce mnist and highdim only")
     if args.latents is not None and args.experiment not in ("mnist", "highdim"):
         args.parser.error("--latents applies to reproduce mnist and highdim only")
-    if args.sphere_dof is not None and (args.experiment != "highdim" or min(args.sphere_dof) < 1):
-        args.parser.error("--sphere-dof takes degrees of freedom >= 1 per sphere and applies to reproduce highdim only")
+    if args.sphere_dof is not None and (args.experiment not in ("highdim", "linkpred") or min(args.sphere_dof) < 1):
+        args.parser.error("--sphere-dof takes degrees of freedom >= 1 per sphere and applies to reproduce highdim and "
+                          "linkpred only")
     if args.profile is not None and args.experiment == "linkpred":
         args.parser.error("--profile applies to reproduce mnist, m1m2 and highdim (linkpred's budget is its tuned epochs)")
     args.profile = args.profile or "fast"
@@ -99,7 +100,8 @@ def _reproduce(args) -> int:
                "train": not args.table_only, "reuse": args.reuse,
                "out_dir": args.out or _REPRODUCE_OUT[args.experiment].format(profile=args.profile)}
     if args.experiment == "linkpred":
-        options.update(seeds=args.seeds or 10, table=args.table or "results/linkpred.md")
+        options.update(seeds=args.seeds or 10, table=args.table or "results/linkpred.md",
+                       **({"sphere_dof": tuple(args.sphere_dof)} if args.sphere_dof else {}))
     else:  # mnist, m1m2 and highdim name their default directories after the profile
         options.update(profile=args.profile, seeds=args.seeds or (2 if args.experiment == "highdim" else 1),
                        **({"sphere_dof": tuple(args.sphere_dof)} if args.sphere_dof else {}),
@@ -422,8 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mnist and highdim: the latent families to run (default normal vmf power; highdim all "
                           "four), e.g. the paper's two without the Power Spherical")
     rep.add_argument("--sphere-dof", dest="sphere_dof", type=int, nargs="+",
-                     help="highdim only: besides one sphere, train each spherical family on d // k spheres for each "
-                          "k given (default 5: spheres of about 5 degrees of freedom)")
+                     help="highdim: besides one sphere, train each spherical family on d // k spheres for each k "
+                          "given (default 5: spheres of about 5 degrees of freedom); linkpred: add the S-VGAE on "
+                          "latent_dim // k spheres (default none)")
     rep.add_argument("--out", default=None, help="record directory (default results/<experiment>[/<profile>])")
     rep.add_argument("--table", default=None, help="table path (default results/<experiment>.md)")
     add_data_dir(rep)

@@ -186,7 +186,7 @@ def tuned_config(dataset: str, latent: str, seed: int, **overrides) -> LinkPredC
 def record_path(out_dir, config: LinkPredConfig):
     from pathlib import Path
 
-    suffix = "_corrected" if config.correction else ""
+    suffix = ("_corrected" if config.correction else "") + (f"_spheres{config.spheres}" if config.spheres > 1 else "")
     return Path(out_dir) / f"{config.dataset}_{config.latent}{suffix}_seed{config.seed}.json"
 
 
@@ -199,16 +199,25 @@ def write_run(config: LinkPredConfig, path, *, data_dir=None, cache_dir=None) ->
                  wall_time=record["wall_time"], curve=record["curve"], test_scores=record["test_scores"])
 
 
-def reproduce_configs(seeds: int, datasets=("cora", "citeseer", "pubmed"), **overrides) -> list[LinkPredConfig]:
-    """N-VGAE, S-VGAE, PS-VGAE, and S-VGAE with the rejection-gradient correction, per data set and seed."""
+def reproduce_configs(seeds: int, datasets=("cora", "citeseer", "pubmed"), sphere_dof=(), **overrides) -> list[LinkPredConfig]:
+    """N-VGAE, S-VGAE, PS-VGAE, and S-VGAE with the rejection-gradient correction, per data set and seed;
+    for each ``k`` of ``sphere_dof``, also the S-VGAE with its tuned latent dimension split over
+    ``latent_dim // k`` spheres (issue 9)."""
     variants = [(latent, False) for latent in REPRODUCE_LATENTS] + [("vmf", True)]
-    return [tuned_config(d, latent, s, correction=correction, **overrides)
-            for d in datasets for latent, correction in variants for s in range(seeds)]
+    configs = []
+    for d in datasets:
+        configs += [tuned_config(d, latent, s, correction=correction, **overrides)
+                    for latent, correction in variants for s in range(seeds)]
+        latent_dim = tuned_config(d, "vmf", 0, **overrides).latent_dim
+        for spheres in dict.fromkeys(max(1, latent_dim // k) for k in sphere_dof):
+            if spheres > 1:
+                configs += [tuned_config(d, "vmf", s, spheres=spheres, **overrides) for s in range(seeds)]
+    return configs
 
 
 def reproduce(*, seeds: int = 10, jobs: int = 1, out_dir="results/linkpred", table="results/linkpred.md",
-              datasets=("cora", "citeseer", "pubmed"), data_dir=None, cache_dir=None, progress: bool = True,
-              train: bool = True, reuse: str = "same-code", **overrides) -> str:
+              datasets=("cora", "citeseer", "pubmed"), sphere_dof=(), data_dir=None, cache_dir=None,
+              progress: bool = True, train: bool = True, reuse: str = "same-code", **overrides) -> str:
     """Run the grid (reusing records as ``reuse`` says, :mod:`svae.experiments.grid`), then write the table.
 
     With ``train=False`` only the table is written, from the grid's records present so far: an
@@ -217,16 +226,24 @@ def reproduce(*, seeds: int = 10, jobs: int = 1, out_dir="results/linkpred", tab
     """
     from svae.experiments.grid import run_grid
 
-    configs = reproduce_configs(seeds, datasets, **overrides)
+    configs = reproduce_configs(seeds, datasets, sphere_dof, **overrides)
     if train:
         for dataset in datasets:  # processed once, before any worker starts
             load_planetoid(dataset, data_dir=data_dir, cache_dir=cache_dir)
         run_grid(configs, partial(record_path, out_dir), partial(write_run, data_dir=data_dir, cache_dir=cache_dir),
                  jobs=jobs, desc="linkpred runs", progress=progress, reuse=reuse)
-    return write_table(configs, out_dir, table)
+    return write_table(configs, out_dir, table, sphere_dof)
 
 
-def write_table(configs, out_dir, table) -> str:
+def latent_space(record: dict) -> str:
+    """The product of spheres of a record's configuration, e.g. ``(S^6)^2 × (S^5)^4``."""
+    from svae.experiments.highdim import latent_space as named
+
+    config = record["config"]
+    return named(config["latent"], config["latent_dim"], config["spheres"])
+
+
+def write_table(configs, out_dir, table, sphere_dof=()) -> str:
     """results/linkpred.md: mean +- std over seeds next to the paper's Table 4."""
     import statistics
     from pathlib import Path
@@ -237,7 +254,7 @@ def write_table(configs, out_dir, table) -> str:
     present, missing = records_present(configs, partial(record_path, out_dir))
     groups = {}
     for config, record in present:
-        groups.setdefault((config.dataset, config.latent, config.correction), []).append(record)
+        groups.setdefault((config.dataset, config.latent, config.correction, config.spheres), []).append(record)
     names = {("normal", False): "N-VGAE", ("vmf", False): "S-VGAE", ("power", False): "PS-VGAE",
              ("vmf", True): "S-VGAE + g_cor"}
     lines = [
@@ -245,25 +262,26 @@ def write_table(configs, out_dir, table) -> str:
         "",
         "Test AUC and AP in %, mean ± std over seeds (each seed is a new 85/5/10 edge split and a new",
         "initialisation), at the epoch with the best validation AUC. Hyper-parameters: "
-        "`src/svae/experiments/tuned.py`. Generated by `svae reproduce linkpred` from the records in "
-        f"`{out_dir}/`.",
+        "`src/svae/experiments/tuned.py`. Generated by `svae reproduce linkpred"
+        + (f" --sphere-dof {' '.join(map(str, sphere_dof))}" if sphere_dof else "") + f"` from the records in `{out_dir}/`.",
         "",
         "| dataset | model | seeds | AUC | paper AUC | Δ AUC | AP | paper AP | Δ AP |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (dataset, latent, correction), records in groups.items():
+    for (dataset, latent, correction, spheres), records in groups.items():
         cells = []
         for metric in ("auc", "ap"):
             values = [100 * r["metrics"][f"test_{metric}"] for r in records]
             mean = statistics.mean(values)
             std = statistics.stdev(values) if len(values) > 1 else 0.0
-            paper = LINKPRED.get((dataset, latent), {}).get(metric)
+            paper = LINKPRED.get((dataset, latent), {}).get(metric) if spheres == 1 else None
             if paper:
                 verdict = "✓" if mean >= paper[0] - paper[1] else "✗"
                 cells += [f"{mean:.1f} ± {std:.1f}", f"{paper[0]:.1f} ± {paper[1]:.1f}", f"{mean - paper[0]:+.1f} {verdict}"]
             else:
                 cells += [f"{mean:.1f} ± {std:.1f}", "—", "—"]
-        lines.append(f"| {dataset} | {names[latent, correction]} | {len(records)} | " + " | ".join(cells) + " |")
+        name = names[latent, correction] + (f", {spheres} spheres ({latent_space(records[0])})" if spheres > 1 else "")
+        lines.append(f"| {dataset} | {name} | {len(records)} | " + " | ".join(cells) + " |")
     if missing:
         lines += ["", f"Incomplete grid: {missing} of its {len(configs)} runs have no record yet; rows show the seeds done."]
     lines += ["", "✓: matched within the paper's reported std, or better. Kipf & Welling's own VGAE (AUC/AP): "
