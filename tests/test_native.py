@@ -165,3 +165,50 @@ def test_loops_take_only_cpu_tensors_of_one_floating_dtype():
     assert not native.usable(x64, x32)
     assert not native.usable(torch.ones(2, dtype=torch.float16))
     assert not native.usable(x64.to("meta"))
+
+
+def _layouts(kappa: torch.Tensor, loc: torch.Tensor):
+    """The same parameters as (name, kappa, loc) in memory layouts other than contiguous rows:
+    expanded from one value (stride 0, as Pyro's plates and torch's expand make them), a
+    transposed batch, and every other element of a longer tensor."""
+    n, m = loc.shape
+    wide_kappa = torch.stack([kappa, kappa + 1], -1).flatten()
+    wide_loc = torch.stack([loc, -loc], 1).flatten(0, 1)
+    return [
+        ("expanded", kappa[:1].expand(n), loc[:1].expand(n, m)),
+        ("transposed", kappa.reshape(n // 2, 2).T, loc.reshape(n // 2, 2, m).transpose(0, 1)),
+        ("strided", wide_kappa[::2], wide_loc[::2]),
+    ]
+
+
+@pytest.mark.parametrize("family", ["VonMisesFisher", "PowerSpherical", "SphericalCauchy"])
+def test_parameters_in_any_memory_layout(family):
+    """Values and gradients do not depend on how the parameters lie in memory: the compiled loops
+    read contiguous rows, so every input reaching them is laid out first (a stride-0 concentration
+    once reached the Bessel loop's backward and raised)."""
+    import svae.distributions as distributions
+
+    cls = getattr(distributions, family)
+    generator = torch.Generator().manual_seed(0)
+    loc = F.normalize(torch.randn(8, 5, generator=generator, dtype=torch.float64), dim=-1)
+    kappa = torch.rand(8, generator=generator, dtype=torch.float64) * (0.9 if family == "SphericalCauchy" else 50)
+    value = F.normalize(torch.randn(8, 5, generator=generator, dtype=torch.float64), dim=-1)
+
+    def evaluate(kappa, loc):
+        kappa, loc = kappa.detach().requires_grad_(), loc.detach().requires_grad_()
+        q = cls(loc, kappa)
+        torch.manual_seed(2)
+        z = q.rsample()
+        prior = distributions.HypersphericalUniform(5, dtype=torch.float64)
+        terms = [q.log_prob(value.reshape(z.shape)), q.entropy(), torch.distributions.kl_divergence(q, prior), z.sum(-1)]
+        grads = torch.autograd.grad(sum(t.sum() for t in terms), (kappa, loc))
+        return [t.detach() for t in terms], grads
+
+    for name, kappa_view, loc_view in _layouts(kappa, loc):
+        assert not kappa_view.is_contiguous() and not loc_view.is_contiguous(), name
+        terms, grads = evaluate(kappa_view, loc_view)
+        ref_terms, ref_grads = evaluate(kappa_view.contiguous(), loc_view.contiguous())
+        for got, ref in zip(terms, ref_terms):
+            assert torch.allclose(got, ref, rtol=1e-14, atol=1e-14), (name, got, ref)
+        for got, ref in zip(grads, ref_grads):
+            assert torch.allclose(got, ref, rtol=1e-12, atol=1e-12), (name, got, ref)

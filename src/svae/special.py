@@ -227,7 +227,9 @@ class _Bessel(torch.autograd.Function):
         v = v[0] if ctx.v_is_tensor else ctx.v
         if _compiled(x) and not torch.is_grad_enabled():
             grads = [g if g is None else g.contiguous() for g in (g_log_ive, g_log_over_power, g_ratio, g_complement)]
-            return None, native.call("bessel_backward", x, *_loop_order(v), ratio, complement, *grads), None
+            # x as the user gave it: an expanded concentration (stride 0) is not contiguous
+            return None, native.call("bessel_backward", x.contiguous(), *_loop_order(v), ratio, complement,
+                                     *grads), None
         # The torch code below is differentiable again: it serves double backward too.
         positive = x > 0
         safe_x = torch.where(positive, x, torch.ones_like(x))
