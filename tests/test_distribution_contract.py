@@ -102,6 +102,18 @@ def test_log_prob_of_a_point_off_the_sphere_raises(family, device):
 def test_kl_between_different_spheres_raises():  # CPU only: argument validation
     with pytest.raises(ValueError, match="different spheres"):
         kl_divergence(VonMisesFisher(unit(3, device="cpu"), 1.0), HypersphericalUniform(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="different spheres"):
+        kl_divergence(HypersphericalUniform(3), HypersphericalUniform(4))
+
+
+def test_kl_between_uniforms_is_zero(device):
+    """KL(U || U) = 0, broadcast over both batch shapes (a Pyro model whose guide is its prior asks for it)."""
+    p = HypersphericalUniform(5, batch_shape=(2, 1), dtype=torch.float64, device=device)
+    kl = kl_divergence(p, HypersphericalUniform(5, batch_shape=(3,), dtype=torch.float64, device=device))
+    assert kl.shape == (2, 3) and kl.dtype == torch.float64 and kl.device.type == torch.device(device).type
+    assert (kl == 0).all()
+    z = p.sample((1000,))
+    assert (p.log_prob(z) == HypersphericalUniform(5, dtype=torch.float64).log_prob(z)).all()  # E[log p - log q] = 0
 
 
 @pytest.mark.parametrize("dim", [0, -2, 2.5, "3", True])

@@ -23,6 +23,13 @@ def _broadcast(kl, p, q):
     return kl.expand(shape)
 
 
+@register_kl(HypersphericalUniform, HypersphericalUniform)
+def _kl_uniform_uniform(p, q):
+    """0: the same distribution (given the same sphere)."""
+    _check_same_sphere(p, q)
+    return torch.zeros(torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype, device=p._device)
+
+
 @register_kl(VonMisesFisher, HypersphericalUniform)
 def _kl_vmf_uniform(p, q):
     r"""kappa A + log C_m(kappa) + log |S^{m-1}|, as [g(0) - g(kappa)] - kappa (1 - A) with
