@@ -7,13 +7,14 @@ from svae.experiments.highdim import grid, latent_space, reproduce, sphere_count
 
 def test_every_spherical_family_runs_on_one_sphere_and_on_spheres_of_k_degrees():
     assert sphere_counts("normal", 40) == [1]
-    assert sphere_counts("cauchy", 40) == [1, 8]
-    assert sphere_counts("vmf", 64, (5, 10)) == [1, 12, 6]
+    assert sphere_counts("cauchy", 40) == [1, 8, 4]  # one sphere, spheres of 5 and of 10 degrees
+    assert sphere_counts("vmf", 64, (5,)) == [1, 12]
+    assert sphere_counts("vmf", 10) == [1, 2]  # 10 // 10 = 1 sphere is the single sphere, trained once
     assert sphere_counts("vmf", 4, (5,)) == [1]  # fewer degrees than one sphere of 5: one sphere only
     configs = grid("fast", 2, dims=(20, 40))
-    assert len(configs) == 2 * 2 * (1 + 3 * 2)
-    assert {(c.latent, c.dim, c.spheres) for c in configs} >= {("normal", 40, 1), ("vmf", 40, 8), ("power", 20, 4),
-                                                                ("cauchy", 20, 1)}
+    assert len(configs) == 2 * 2 * (1 + 3 * 3)
+    assert {(c.latent, c.dim, c.spheres) for c in configs} >= {("normal", 40, 1), ("vmf", 40, 8), ("vmf", 40, 4),
+                                                                ("power", 20, 4), ("cauchy", 20, 2), ("cauchy", 20, 1)}
     assert all(c.epochs == 60 and c.warmup_epochs == 10 for c in configs)  # the fast profile's budget
 
 

@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "four), e.g. the paper's two without the Power Spherical")
     rep.add_argument("--sphere-dof", dest="sphere_dof", type=int, nargs="+",
                      help="highdim: besides one sphere, train each spherical family on d // k spheres for each k "
-                          "given (default 5: spheres of about 5 degrees of freedom); linkpred: add the S-VGAE on "
+                          "given (default 5 10: spheres of about 5 and of about 10 degrees of freedom); linkpred: add the S-VGAE on "
                           "latent_dim // k spheres (default none)")
     rep.add_argument("--out", default=None, help="record directory (default results/<experiment>[/<profile>])")
     rep.add_argument("--table", default=None, help="table path (default results/<experiment>.md)")

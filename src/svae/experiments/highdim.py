@@ -3,7 +3,8 @@
 The paper's S-VAE loses to the N-VAE on MNIST at d = 20 and 40. This grid trains, on the MNIST
 protocol of :mod:`svae.experiments.mnist` and one budget for all, the N-VAE and every spherical
 family (vMF, Power Spherical, Spherical Cauchy) on one sphere S^d and on a product of spheres
-with about ``k`` degrees of freedom each (``K = d // k`` spheres, :mod:`svae.nn.product`), at
+with about ``k`` degrees of freedom each (``K = d // k`` spheres for k = 5 and 10 by default,
+:mod:`svae.nn.product`), at
 d in {10, 20, 40, 64}, and writes the table with each model's LL beside the N-VAE's of the same
 seeds.
 """
@@ -19,7 +20,7 @@ from svae.nn.latent import FAMILIES
 from svae.nn.product import sphere_dims
 
 DIMS = (10, 20, 40, 64)
-SPHERE_DOF = (5,)
+SPHERE_DOF = (5, 10)  # spheres of about 5 and about 10 degrees of freedom, as the issue suggests
 COMMAND = "svae reproduce highdim"
 
 
