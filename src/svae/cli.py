@@ -224,6 +224,9 @@ def _plot(args) -> int:
     from svae import plots
     from svae.records import RecordError, read_record
 
+    if args.from_epoch is not None and (args.kind != "curves" or args.from_epoch < 1):
+        args.parser.error(f"--from-epoch takes an epoch >= 1 and applies to plot curves only, got {args.from_epoch} "
+                          f"for plot {args.kind}")
     figures = []
     for source in args.records:
         try:
@@ -233,15 +236,18 @@ def _plot(args) -> int:
         out = Path(args.out) if args.out and len(args.records) == 1 else Path(source).with_suffix(f".{args.kind}.{args.format}")
         try:
             if args.kind == "curves":
-                figures.append(plots.learning_curves(record, out))
+                figures.append(plots.learning_curves(record, out, from_epoch=args.from_epoch or 1))
             elif args.kind == "latent":
                 if "codes" not in record or "labels" not in record:
                     raise ValueError(_no_codes(record))
                 codes = record["codes"]
+                # the demo's labels are its mixture components, MNIST's the digits
+                kind = "component" if record.get("command") == "svae demo" else "digit"
+                names = {v: f"{kind} {v + (kind == 'component')}" for v in set(record["labels"])}
                 if isinstance(codes, dict):  # several models: one panel each
-                    figures.append(plots.latent_spaces(codes, record["labels"], out))
+                    figures.append(plots.latent_spaces(codes, record["labels"], out, label_names=names))
                 else:
-                    figures.append(plots.sphere_latents(codes, record["labels"], out))
+                    figures.append(plots.sphere_latents(codes, record["labels"], out, label_names=names))
             else:
                 scores = record.get("test_scores")
                 if not scores:
@@ -354,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("records", nargs="+", help="JSON records written with --json or by reproduce/demo")
     pl.add_argument("--out", help="figure path (one record only; default: next to the record)")
     pl.add_argument("--format", choices=["png", "svg"], default="png")
+    pl.add_argument("--from-epoch", dest="from_epoch", type=int,
+                    help="curves: start at this epoch (default 1; the first epochs are often off the scale of the rest)")
     pl.set_defaults(run=_plot, parser=pl, output_files=("out",))
 
     mn = commands.add_parser("mnist", help="an N-/S-/PS-VAE on dynamically binarised MNIST (Tables 1 and 2)")

@@ -138,8 +138,10 @@ def demo(config: CircleConfig, out_dir, *, json_path=None, progress: bool = True
     out_dir = Path(out_dir)
     panels = {"original latent": record["codes"]["truth"],
               **{MODELS[name][0]: record["codes"][name] for name in results}}
+    components = sorted(set(record["components"]))
     figure = latent_spaces(panels, record["components"], out_dir / "latent_spaces.png",
-                           title="test points coloured by mixture component")
+                           title="test points coloured by mixture component",
+                           label_names={c: f"component {c + 1}" for c in components})
     metrics = {f"{name}_{key}": value for name, values in results.items() for key, value in values.items()}
     path = write_record(json_path or out_dir / "demo.json", command="svae demo", config=record["config"],
                         metrics=metrics, wall_time=record["wall_time"], curves=record["curves"],
