@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export SVAE_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: demo test bench reference clean
+.PHONY: demo test docs bench reference clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The site (Sphinx, MyST Markdown pages, API reference from the docstrings) in docs/_build/html;
+# warnings are errors.
+docs: $(VENV)/.installed
+	$(PY) -m sphinx -W --keep-going -E -b html docs docs/_build/html
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/sampling.py --json benchmarks/results/sampling.json
@@ -32,4 +37,4 @@ reference: $(VENV)/.installed
 	$(PY) scripts/bessel_reference.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache docs/_build

@@ -82,10 +82,11 @@ def knn_accuracy(train_codes: torch.Tensor, train_labels: torch.Tensor, test_cod
 
 
 def circular_alignment(true_angle: torch.Tensor, codes: torch.Tensor) -> float:
-    """How well the angle of 2-d codes follows a true angle, up to rotation and reflection.
+    r"""How well the angle of 2-d codes follows a true angle, up to rotation and reflection.
 
-    max over s = +1, -1 of |mean exp(i (phi - s theta))|, phi the angle of each code: 1 when
-    phi = +-theta + c for a constant c, about 0 when phi is unrelated to theta.
+    :math:`\max_{s = \pm 1} |\overline{\exp(i (\phi - s \theta))}|`, the mean over points and
+    :math:`\phi` the angle of each code: 1 when :math:`\phi = \pm\theta + c` for a constant
+    :math:`c`, about 0 when :math:`\phi` is unrelated to :math:`\theta`.
     """
     if codes.shape[-1] != 2:
         raise ValueError(f"codes must be 2-dimensional, got shape {tuple(codes.shape)}")

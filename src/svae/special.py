@@ -319,7 +319,7 @@ def log_ive(v, x: torch.Tensor) -> torch.Tensor:
 
     Example:
         >>> log_ive(0.5, torch.tensor([1.0]))  # log(sqrt(2/pi) sinh(1) e^-1)
-        tensor([-0.8577])
+        tensor([-1.0644])
     """
     return _apply(v, x, outputs=(0,))[0]
 
