@@ -129,3 +129,16 @@ def test_plot_curves_from_epoch_on_the_command_line(tmp_path):
         assert failed.returncode == 2 and "--from-epoch takes an epoch >= 1 and applies to plot curves only" in failed.stderr
     late = subprocess.run(run + ["curves", str(path), "--from-epoch", "11"], capture_output=True, text=True)
     assert late.returncode == 2 and "leaves no epoch to plot" in late.stderr
+
+
+def test_plot_roc_draws_several_records_in_one_figure(tmp_path, captured):
+    from svae.cli import main
+
+    paths = [write_record(tmp_path / f"{latent}.json", command="svae linkpred", metrics={}, wall_time=1,
+                          config={"dataset": "cora", "latent": latent, "seed": 0},
+                          test_scores={"pos": [1.0, 2.0, 0.5], "neg": [0.0, 0.7, -1.0]}) for latent in ("vmf", "normal")]
+    assert main(["plot", "roc", *map(str, paths), "--out", str(tmp_path / "both.png")]) == 0
+    (fig,) = captured
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["cora vmf seed 0", "cora normal seed 0"]
+    with pytest.raises(SystemExit):
+        main(["plot", "curves", *map(str, paths), "--out", str(tmp_path / "x.png")])

@@ -227,13 +227,16 @@ def _plot(args) -> int:
     if args.from_epoch is not None and (args.kind != "curves" or args.from_epoch < 1):
         args.parser.error(f"--from-epoch takes an epoch >= 1 and applies to plot curves only, got {args.from_epoch} "
                           f"for plot {args.kind}")
-    figures = []
+    if args.out and len(args.records) > 1 and args.kind != "roc":
+        args.parser.error(f"--out with several records applies to plot roc only (one figure of all their curves); "
+                          f"plot {args.kind} writes one figure per record, next to it")
+    figures, roc = [], {}
     for source in args.records:
         try:
             record = read_record(source)
         except RecordError as error:
             args.parser.error(str(error))
-        out = Path(args.out) if args.out and len(args.records) == 1 else Path(source).with_suffix(f".{args.kind}.{args.format}")
+        out = Path(args.out) if args.out else Path(source).with_suffix(f".{args.kind}.{args.format}")
         try:
             if args.kind == "curves":
                 figures.append(plots.learning_curves(record, out, from_epoch=args.from_epoch or 1))
@@ -253,9 +256,14 @@ def _plot(args) -> int:
                 if not scores:
                     raise ValueError("the record has no 'test_scores' (written by svae linkpred)")
                 name = "{dataset} {latent} seed {seed}".format(**record["config"])
-                figures.append(plots.roc_curves({name: (scores["pos"], scores["neg"])}, out))
+                if args.out:  # one figure for all the records
+                    roc[name] = (scores["pos"], scores["neg"])
+                else:
+                    figures.append(plots.roc_curves({name: (scores["pos"], scores["neg"])}, out))
         except ValueError as error:
             args.parser.error(f"{source}: {error}")
+    if roc:
+        figures.append(plots.roc_curves(roc, args.out))
     for figure in figures:
         print(f"figure written to {figure}")
     return 0
@@ -358,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl = commands.add_parser("plot", help="figures from JSON records: learning curves, latent spaces, ROC curves")
     pl.add_argument("kind", choices=["curves", "latent", "roc"])
     pl.add_argument("records", nargs="+", help="JSON records written with --json or by reproduce/demo")
-    pl.add_argument("--out", help="figure path (one record only; default: next to the record)")
+    pl.add_argument("--out", help="figure path (default: one figure next to each record); plot roc with several "
+                                  "records draws all their curves in this one figure")
     pl.add_argument("--format", choices=["png", "svg"], default="png")
     pl.add_argument("--from-epoch", dest="from_epoch", type=int,
                     help="curves: start at this epoch (default 1; the first epochs are often off the scale of the rest)")
