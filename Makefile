@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export SVAE_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: demo test docs bench reference clean
+.PHONY: demo test docs docs-check bench reference clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(VENV)/.installed
 # warnings are errors.
 docs: $(VENV)/.installed
 	$(PY) -m sphinx -W --keep-going -E -b html docs docs/_build/html
+
+# The site in headless Chromium (index, an API page, a results page to PNG in docs/_build/check/):
+# MathJax must typeset every formula and no internal link or anchor may be broken. Needs Debian's
+# chromium, libjs-mathjax and fonts-mathjax (apt-get install).
+docs-check: $(VENV)/.installed
+	$(PY) scripts/docs_check.py
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/sampling.py --json benchmarks/results/sampling.json
