@@ -4,18 +4,16 @@ import builtins
 import importlib
 import sys
 
+import pyro  # a pinned test requirement (requirements.txt), optional for users: svae[pyro]
 import pytest
 import torch
 import torch.nn.functional as F
+from pyro.distributions.torch_distribution import TorchDistributionMixin
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch.distributions import kl_divergence
 
 import svae
-
-pyro = pytest.importorskip("pyro")  # a pinned test requirement: this skips only outside `make test`
-from pyro.distributions.torch_distribution import TorchDistributionMixin  # noqa: E402
-from pyro.infer import Trace_ELBO, TraceMeanField_ELBO  # noqa: E402
-
-import svae.pyro as sp  # noqa: E402
+import svae.pyro as sp
 
 DT = torch.float64
 
