@@ -24,8 +24,8 @@ def test_docstring_examples_print_what_they_say():
     """Every ``>>>`` example of the package, with ``torch``, svae's public names and the module's own in scope."""
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     examples = 0
+    public = {name: getattr(svae, name) for name in svae.__all__}
     for module in _modules():
-        public = {name: getattr(svae, name) for name in svae.__all__}
         for test in finder.find(module, globs={"torch": torch, **public, **vars(module)}):
             if test.examples:
                 torch.manual_seed(0)

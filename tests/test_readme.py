@@ -5,8 +5,12 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def _python_blocks(page: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+
+
 def test_readme_python_blocks_run():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = _python_blocks(README)
     assert blocks
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
@@ -20,8 +24,8 @@ def test_readme_starts_with_the_two_commands():
 
 def _run_page(relative: str) -> dict:
     """A page's Python blocks, in order, as one script; its names afterwards."""
-    page = Path(__file__).resolve().parents[1] / relative
-    code = "\n".join(re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S))
+    page = README.parent / relative
+    code = "\n".join(_python_blocks(page))
     namespace = {}
     exec(compile(code, str(page), "exec"), namespace)
     return namespace

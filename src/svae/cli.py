@@ -222,6 +222,7 @@ def _plot(args) -> int:
     from pathlib import Path
 
     from svae import plots
+    from svae.experiments.circle import component_names
     from svae.records import RecordError, read_record
 
     if args.from_epoch is not None and (args.kind != "curves" or args.from_epoch < 1):
@@ -245,8 +246,8 @@ def _plot(args) -> int:
                     raise ValueError(_no_codes(record))
                 codes = record["codes"]
                 # the demo's labels are its mixture components, MNIST's the digits
-                kind = "component" if record.get("command") == "svae demo" else "digit"
-                names = {v: f"{kind} {v + (kind == 'component')}" for v in set(record["labels"])}
+                names = (component_names(record["labels"]) if record.get("command") == "svae demo"
+                         else {v: f"digit {v}" for v in set(record["labels"])})
                 if isinstance(codes, dict):  # several models: one panel each
                     figures.append(plots.latent_spaces(codes, record["labels"], out, label_names=names))
                 else:
@@ -255,11 +256,11 @@ def _plot(args) -> int:
                 scores = record.get("test_scores")
                 if not scores:
                     raise ValueError("the record has no 'test_scores' (written by svae linkpred)")
-                name = "{dataset} {latent} seed {seed}".format(**record["config"])
+                curve = {"{dataset} {latent} seed {seed}".format(**record["config"]): (scores["pos"], scores["neg"])}
                 if args.out:  # one figure for all the records
-                    roc[name] = (scores["pos"], scores["neg"])
+                    roc.update(curve)
                 else:
-                    figures.append(plots.roc_curves({name: (scores["pos"], scores["neg"])}, out))
+                    figures.append(plots.roc_curves(curve, out))
         except ValueError as error:
             args.parser.error(f"{source}: {error}")
     if roc:

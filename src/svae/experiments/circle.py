@@ -124,6 +124,11 @@ def verdict(results: dict) -> str:
     return text + "."
 
 
+def component_names(components) -> dict:
+    """The legend's name of each mixture component label: 0 -> ``component 1``, ..."""
+    return {c: f"component {c + 1}" for c in set(components)}
+
+
 def demo(config: CircleConfig, out_dir, *, json_path=None, progress: bool = True) -> dict:
     """``svae demo``: run the experiment, print the table, write the figure and the JSON record."""
     from pathlib import Path
@@ -138,10 +143,9 @@ def demo(config: CircleConfig, out_dir, *, json_path=None, progress: bool = True
     out_dir = Path(out_dir)
     panels = {"original latent": record["codes"]["truth"],
               **{MODELS[name][0]: record["codes"][name] for name in results}}
-    components = sorted(set(record["components"]))
     figure = latent_spaces(panels, record["components"], out_dir / "latent_spaces.png",
                            title="test points coloured by mixture component",
-                           label_names={c: f"component {c + 1}" for c in components})
+                           label_names=component_names(record["components"]))
     metrics = {f"{name}_{key}": value for name, values in results.items() for key, value in values.items()}
     path = write_record(json_path or out_dir / "demo.json", command="svae demo", config=record["config"],
                         metrics=metrics, wall_time=record["wall_time"], curves=record["curves"],
