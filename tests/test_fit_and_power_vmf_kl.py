@@ -83,6 +83,34 @@ def test_fit_names_bad_shapes():
         fit_von_mises_fisher(torch.ones(5))
     with pytest.raises(ValueError, match="weights must have shape"):
         fit_von_mises_fisher(torch.eye(3), torch.ones(4))
+    with pytest.raises(ValueError, match="at least one point"):
+        fit_von_mises_fisher(torch.zeros(2, 0, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_fit_refuses_inputs_that_would_give_a_silently_wrong_fit(dtype):
+    """Unnormalised points, NaN, negative or all-zero weights give a plausible-looking answer
+    (unnormalised Gaussian points fit as kappa = 0 or as a wrong finite kappa) unless refused."""
+    x = torch.nn.functional.normalize(torch.randn(2, 50, 4, dtype=torch.float64), dim=-1).to(dtype)
+    fit_von_mises_fisher(x, torch.ones(2, 50, dtype=dtype))  # valid: no error
+    with pytest.raises(ValueError, match=r"x must hold finite unit vectors.*1 of 100 are not.*norm 1\.1"):
+        fit_von_mises_fisher(torch.cat([x[:1], torch.cat([x[1:, :49], 1.1 * x[1:, 49:]], 1)]))
+    nan_point = x.clone()
+    nan_point[0, 3, 1] = torch.nan
+    with pytest.raises(ValueError, match="x must hold finite unit vectors.*norm nan"):
+        fit_von_mises_fisher(nan_point)
+    negative = torch.ones(2, 50, dtype=dtype)
+    negative[1, 7] = -0.5
+    with pytest.raises(ValueError, match="weights must be finite and non-negative"):
+        fit_von_mises_fisher(x, negative)
+    with pytest.raises(ValueError, match="weights must be finite and non-negative"):
+        fit_von_mises_fisher(x, torch.full((2, 50), torch.inf, dtype=dtype))
+    zero_sum = torch.ones(2, 50, dtype=dtype)
+    zero_sum[0] = 0
+    with pytest.raises(ValueError, match="positive sum for every fit"):
+        fit_von_mises_fisher(x, zero_sum)
+    # without validation (no host synchronisation) the same call runs and returns the raw value
+    assert fit_von_mises_fisher(x, zero_sum, validate_args=False)[1][0].isnan()
 
 
 # --- KL(Power Spherical || vMF) ------------------------------------------------------------------------

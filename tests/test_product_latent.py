@@ -31,7 +31,9 @@ def test_one_sphere_is_today_s_family():
 @pytest.mark.parametrize("name, spheres, message", [("vmf", 0, "spheres must be an int in"),
                                                     ("power", 11, r"spheres must be an int in \[1, dim = 10\]"),
                                                     ("vmf", 2.0, "spheres must be an int"),
-                                                    ("normal", 2, "spheres applies to the spherical families")])
+                                                    ("cauchy", 1.0, "spheres must be an int"),
+                                                    ("vmf", True, "spheres must be an int"),
+                                                    ("normal", 2, "spheres other than 1 applies to the spherical")])
 def test_bad_sphere_counts_are_named(name, spheres, message):
     with pytest.raises(ValueError, match=message):
         latent_family(name, 10, spheres=spheres)
@@ -106,7 +108,7 @@ def test_experiments_take_a_number_of_spheres():
 
     assert build_model(MnistConfig(latent="power", dim=10, spheres=3)).latent.code_dim == 13
     assert isinstance(build_graph_model(LinkPredConfig(latent="vmf", spheres=4), 30).latent, ProductOfSpheres)
-    with pytest.raises(ValueError, match="spheres applies to the spherical families"):
+    with pytest.raises(ValueError, match="spheres other than 1 applies to the spherical families"):
         MnistConfig(latent="normal", spheres=2)
 
 

@@ -2,7 +2,9 @@ r"""Maximum-likelihood fit of a von Mises-Fisher distribution to points on the s
 from __future__ import annotations
 
 import torch
+from torch.distributions import Distribution
 
+from svae.distributions.constraints import sphere
 from svae.special import iv_ratio_and_complement, wide_dtype
 
 __all__ = ["fit_von_mises_fisher"]
@@ -10,7 +12,8 @@ __all__ = ["fit_von_mises_fisher"]
 _NEWTON_STEPS = 6  # from Banerjee et al.'s start, Newton in log kappa reaches float64 rounding in 3-4
 
 
-def fit_von_mises_fisher(x: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_von_mises_fisher(x: torch.Tensor, weights: torch.Tensor | None = None,
+                         validate_args: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The maximum-likelihood ``(loc, concentration)`` of a vMF for the unit vectors ``x``.
 
     ``loc`` is the direction of the (weighted) mean :math:`\bar x`, and the concentration solves
@@ -20,12 +23,17 @@ def fit_von_mises_fisher(x: torch.Tensor, weights: torch.Tensor | None = None) -
     :math:`\kappa_0 = \bar R (m - \bar R^2) / (1 - \bar R^2)`: :math:`\log(1 - A_m)` is nearly
     linear in :math:`\log\kappa` at both ends, and :math:`1 - \bar R` is computed as the weighted
     mean of :math:`|x_i - \mathrm{loc}|^2 / 2`, without the cancellation of ``1 - |mean|`` for
-    tightly clustered points. A fixed number of steps: no host synchronisation, batched, on the
-    points' device.
+    tightly clustered points. A fixed number of steps: batched, on the points' device, and without
+    host synchronisation when ``validate_args`` is off.
 
     Args:
         x: unit vectors, shape ``(..., n, m)``: ``n`` points in :math:`\mathbb{R}^m` per batch entry.
-        weights: non-negative weights, shape ``(..., n)`` (default: all 1).
+        weights: non-negative weights, shape ``(..., n)`` (default: all 1), with a positive sum
+            for every batch entry.
+        validate_args: check that ``x`` holds finite unit vectors and ``weights`` finite
+            non-negative numbers of positive sum, raising ``ValueError`` otherwise (a fit of
+            unnormalised vectors or of negative weights would be silently wrong). Default: as
+            ``torch.distributions.Distribution``'s default, on unless Python runs with ``-O``.
 
     Returns:
         ``loc`` of shape ``(..., m)`` and ``concentration`` of shape ``(...)``, in ``x``'s dtype:
@@ -41,13 +49,17 @@ def fit_von_mises_fisher(x: torch.Tensor, weights: torch.Tensor | None = None) -
     """
     if x.dim() < 2 or x.shape[-1] < 2:
         raise ValueError(f"fit_von_mises_fisher: x must have shape (..., n, m) with m >= 2, got {tuple(x.shape)}")
+    if x.shape[-2] < 1:
+        raise ValueError(f"fit_von_mises_fisher: x must hold at least one point per fit, got shape {tuple(x.shape)}")
+    if weights is not None and weights.shape != x.shape[:-1]:
+        raise ValueError(f"fit_von_mises_fisher: weights must have shape {tuple(x.shape[:-1])} (one per point), "
+                         f"got {tuple(weights.shape)}")
+    if Distribution._validate_args if validate_args is None else validate_args:
+        _validate(x, weights)
     m = x.shape[-1]
     wide = x.to(wide_dtype(x))
     if weights is None:
         weights = torch.ones(wide.shape[:-1], dtype=wide.dtype, device=wide.device)
-    elif weights.shape != x.shape[:-1]:
-        raise ValueError(f"fit_von_mises_fisher: weights must have shape {tuple(x.shape[:-1])} (one per point), "
-                         f"got {tuple(weights.shape)}")
     weights = weights.to(wide.dtype) / weights.sum(-1, keepdim=True).to(wide.dtype)
     mean = (weights.unsqueeze(-1) * wide).sum(-2)
     loc = torch.nn.functional.normalize(mean, dim=-1)
@@ -55,6 +67,22 @@ def fit_von_mises_fisher(x: torch.Tensor, weights: torch.Tensor | None = None) -
     gap = (weights * 0.5 * (wide - loc.unsqueeze(-2)).square().sum(-1)).sum(-1)  # 1 - R, precisely
     kappa = _solve_concentration(mean_length, gap, m)
     return loc.to(x.dtype), kappa.to(x.dtype)
+
+
+def _validate(x: torch.Tensor, weights: torch.Tensor | None) -> None:
+    """Raise ValueError, naming the argument, for points off the sphere or unusable weights."""
+    on_sphere = sphere.check(x)
+    if not bool(on_sphere.all()):
+        norms = torch.linalg.vector_norm(x[~on_sphere], dim=-1)
+        raise ValueError(f"fit_von_mises_fisher: x must hold finite unit vectors along its last dimension; "
+                         f"{int((~on_sphere).sum())} of {on_sphere.numel()} are not (the first has norm "
+                         f"{norms[0].item():.6g}): normalise them first")
+    if weights is None:
+        return
+    if not bool(((weights >= 0) & (weights < torch.inf)).all()):
+        raise ValueError("fit_von_mises_fisher: weights must be finite and non-negative")
+    if not bool((weights.sum(-1) > 0).all()):
+        raise ValueError("fit_von_mises_fisher: weights must have a positive sum for every fit (all are 0 in one)")
 
 
 def _solve_concentration(mean_length: torch.Tensor, gap: torch.Tensor, m: int) -> torch.Tensor:

@@ -149,10 +149,11 @@ def latent_family(name: str, dim: int, spheres: int = 1, **options) -> LatentFam
                "cauchy": SphericalCauchyLatent}
     if name not in classes:
         raise ValueError(f"latent must be one of {list(FAMILIES)}, got {name!r}")
-    if spheres == 1:  # exactly today's single sphere (or Gaussian)
+    if type(spheres) is int and spheres == 1:  # exactly today's single sphere (or Gaussian); not True or 1.0
         return classes[name](dim, **options)
     if name == "normal":
-        raise ValueError(f"spheres applies to the spherical families (vmf, power, cauchy), not {name!r}")
+        raise ValueError(f"spheres other than 1 applies to the spherical families (vmf, power, cauchy), not "
+                         f"{name!r}; got {spheres!r}")
     from svae.nn.product import ProductOfSpheres
 
     return ProductOfSpheres(lambda d: classes[name](d, **options), dim, spheres)
