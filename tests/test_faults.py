@@ -455,3 +455,57 @@ def test_plot_latent_says_which_runs_keep_codes(tmp_path):
     record.write_text(json.dumps({"command": "svae mnist", "config": {"latent": "vmf", "dim": 5}, "metrics": {}}))
     run = svae("plot", "latent", record, cwd=tmp_path)
     assert run.returncode == 2 and "its run has d = 5" in run.stderr and "d <= 2 for vmf" in run.stderr
+
+
+# --- a diverged model's figures never become a result ---------------------------------------------------
+
+
+def test_non_finite_records_are_neither_averaged_nor_crowned(tmp_path):
+    """JSON carries NaN and Infinity: a record with them, or with "status": "diverged", is left out
+    of a grid's table (as a missing run) instead of making a mean NaN or winning the verdict."""
+    from dataclasses import asdict
+
+    from svae.experiments.highdim import grid, write_table
+    from svae.experiments.mnist import record_path
+
+    configs = grid("smoke", 1, dims=(10,), latents=("normal", "vmf", "power"))
+    lls = {("normal", 1): -100.0, ("vmf", 1): -101.0, ("vmf", 2): math.inf, ("power", 1): math.nan, ("power", 2): None}
+    for config in configs:
+        ll = lls[config.latent, config.spheres]
+        metrics = {} if ll is None else {"test_ll": ll, "test_elbo": -105.0, "test_re": -80.0, "test_kl": 25.0,
+                                         "knn_acc_100": 0.5}
+        record = {"config": asdict(config), "metrics": metrics, "wall_time": 60.0,
+                  **({"status": "diverged"} if ll is None else {})}
+        path = record_path(tmp_path, config)
+        path.write_text(json.dumps(record))  # json.dumps writes NaN and Infinity as JSON's readers accept them
+    text = write_table(configs, tmp_path, tmp_path / "table.md", "smoke", command="test")
+    rows = [line.split(" | ")[1:3] for line in text.splitlines() if line.startswith("| 10 |")]
+    assert rows == [["N-VAE", "R^10"], ["S-VAE", "S^10"]]
+    assert "nan" not in text.lower() and "inf" not in text.lower()
+    assert "3 of its 5 runs have no record" in text
+    assert "S-VAE on S^10, Δ LL -1.00 nats against the N-VAE over 1 seed(s): below it." in text
+
+
+def test_a_model_with_non_finite_test_figures_writes_no_metrics(monkeypatch):
+    import types
+
+    from svae.experiments import mnist as mnist_experiment
+    from svae.train import NonFiniteLossError
+
+    monkeypatch.setattr(mnist_experiment, "evaluate", lambda *a, **k: {"elbo": -1.0, "recon": -0.5, "kl": 0.5})
+    monkeypatch.setattr(mnist_experiment, "test_log_likelihood", lambda *a, **k: math.nan)
+    config = mnist_experiment.MnistConfig(latent="vmf", dim=2)
+    data = types.SimpleNamespace(test_x=torch.rand(20, 784))
+    with pytest.raises(NonFiniteLossError, match=r"test set: non-finite figures \{'test_ll': nan\}"):
+        mnist_experiment.evaluate_on_test_set(mnist_experiment.build_model(config), data, config)
+
+
+def test_a_classifier_with_nan_logits_is_not_scored():
+    """argmax takes NaN for the largest entry: NaN logits scored as 'always class 0' (10 % on MNIST)."""
+    logits = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 0.5], [0.0, 0.0, 1.0], [1.0, 2.0, 3.0]])
+    assert metrics.classification_accuracy(logits, torch.tensor([1, 0, 1, 2])) == 0.75
+    logits[2, 0] = math.nan
+    with pytest.raises(ValueError, match="classification_accuracy: logits: 1 of 12 values are NaN or infinite"):
+        metrics.classification_accuracy(logits, torch.tensor([1, 0, 1, 2]))
+    with pytest.raises(ValueError, match=r"logits must have shape \(n, classes\)"):
+        metrics.classification_accuracy(logits[0], torch.tensor([1]))

@@ -21,6 +21,19 @@ def _check_scores(pos: torch.Tensor, neg: torch.Tensor):
     return pos, neg
 
 
+def classification_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of rows of ``logits`` whose largest entry is at the row's label.
+
+    Non-finite logits are refused: ``argmax`` takes a NaN for the largest entry, so a diverged
+    classifier would be scored as always answering one class.
+    """
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"logits must have shape (n, classes) and labels (n,), got {tuple(logits.shape)} and "
+                         f"{tuple(labels.shape)}")
+    _check_finite("classification_accuracy: logits", logits)
+    return (logits.argmax(-1) == labels.to(logits.device)).double().mean().item()
+
+
 def roc_auc(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> float:
     """Area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
 

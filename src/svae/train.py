@@ -68,7 +68,19 @@ class TrainConfig:
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss."""
+    """Training produced a NaN or infinite loss, or a trained model NaN or infinite test figures."""
+
+
+def require_finite(metrics: dict, what: str) -> dict:
+    """``metrics`` if every number in it is finite; else NonFiniteLossError naming the others.
+
+    A diverged model's figures must not reach a record as numbers: tables average them, and a
+    comparison with NaN silently picks a side.
+    """
+    bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        raise NonFiniteLossError(f"{what}: non-finite figures {bad}; the model diverged, no record of them is written")
+    return metrics
 
 
 class CheckpointError(ValueError):

@@ -20,7 +20,7 @@ from svae.metrics import circular_alignment, distance_preservation, knn_accuracy
 from svae.nn.latent import latent_family
 from svae.nn.objectives import importance_log_likelihood
 from svae.nn.vae import VAE
-from svae.train import TrainConfig, evaluate, fit
+from svae.train import TrainConfig, evaluate, fit, require_finite
 
 # key: (display name, latent family, degrees of freedom, KL weight); every code is 2-dimensional.
 MODELS = {
@@ -70,6 +70,7 @@ def score(model: VAE, train, test, config: CircleConfig) -> dict:
     if model.is_variational:
         torch.manual_seed(config.seed)
         metrics["test_ll"] = importance_log_likelihood(model, test.x, config.ll_samples).mean().item()
+    require_finite(metrics, "the trained model on the test set")
     train_codes, test_codes = model.embed(train.x), model.embed(test.x)
     metric = "cosine" if model.latent is not None and model.latent.name != "normal" else "euclidean"
     metrics["circular_alignment"] = circular_alignment(test.angle, test_codes)

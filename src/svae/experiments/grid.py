@@ -19,6 +19,7 @@ the skipped ones and trains any whose holder died without writing its record.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import time
@@ -39,12 +40,25 @@ REUSE = ("same-code", "any", "none")
 
 
 def done_record(path: Path, config) -> dict | None:
-    """The record at ``path`` if it holds exactly ``config`` (:func:`svae.records.config_differences`), else None."""
+    """The record at ``path`` if it holds exactly ``config`` (:func:`svae.records.config_differences`) and
+    finite metrics, else None: a record of a diverged run (``"status": "diverged"``, or NaN or infinite
+    figures, as JSON allows) is not a result for a table to average or a verdict to compare."""
     try:
         record = json.loads(path.read_text())
+        if record.get("status", "done") != "done" or not _finite(record["metrics"]):
+            return None
         return record if not config_differences(record["config"], config) else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _finite(value) -> bool:
+    """Every number in a (nested) JSON value is finite."""
+    if isinstance(value, dict):
+        return all(map(_finite, value.values()))
+    if isinstance(value, list):
+        return all(map(_finite, value))
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def records_present(configs: list, path_of: Callable) -> tuple[list[tuple[object, dict]], int]:
@@ -105,7 +119,7 @@ def plan(configs: list, path_of: Callable, reuse: str = "same-code") -> Plan:
         record = done_record(path, config)
         if record is None:
             result.train.append(config)
-            result.why["another configuration" if path.exists() else "no record"] += 1
+            result.why["another configuration or a diverged run" if path.exists() else "no record"] += 1
         elif reuse == "any" or (reuse == "same-code" and record.get("code_hash") == ours):
             result.reused.append(config)
         else:

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from svae.experiments.mnist import PROFILES as MNIST_PROFILES
 from svae.experiments.mnist import MnistConfig, load_data, load_model, model_path, save_model, train_model
 from svae.nn.latent import latent_family
+from svae.metrics import classification_accuracy
 from svae.nn.m2 import DATA_FAMILIES, M2
-from svae.train import TrainConfig, fit
+from svae.train import TrainConfig, fit, require_finite
 
 NUM_CLASSES = 10
 CONFIGURATIONS = {"N+N": ("normal", "normal"), "S+S": ("vmf", "vmf"), "S+N": ("vmf", "normal")}
@@ -160,8 +161,7 @@ def m1_path(mnist_dir, config: M1M2Config) -> Path:
 def accuracy(m2: M2, codes: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of ``codes`` that M2's classifier q(y | z1) labels correctly."""
     m2.eval()
-    predictions = m2.classify(codes.to(next(m2.parameters()).device)).argmax(-1).cpu()
-    return (predictions == labels).double().mean().item()
+    return classification_accuracy(m2.classify(codes.to(next(m2.parameters()).device)).cpu(), labels)
 
 
 @torch.no_grad()
@@ -229,7 +229,8 @@ def run(config: M1M2Config, *, m1_dir="results/mnist", data_dir=None, cache_dir=
                  select=f"val_{config.m2_select}", progress=progress,
                  desc=f"M2 {config.m1}+{config.m2} z1={config.z1} z2={config.z2}")
     metrics = {"test_accuracy": accuracy(m2, codes["test"], data.test_y), "m2_best_epoch": fitted["best_epoch"],
-               **{f"test_{k}": v for k, v in m2_diagnostics(m2, codes["test"], data.test_y).items()}}
+               **require_finite({f"test_{k}": v for k, v in m2_diagnostics(m2, codes["test"], data.test_y).items()},
+                                "the trained M2 on the test set")}
     return {"config": asdict(config), "metrics": metrics,
             "history": fitted["history"], "wall_time": time.time() - start}
 

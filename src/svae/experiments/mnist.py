@@ -22,7 +22,7 @@ from svae.nn.latent import FAMILIES, latent_family
 from svae.nn.objectives import importance_log_likelihood
 from svae.nn.vae import VAE
 from svae.records import config_differences
-from svae.train import TrainConfig, evaluate, fit, stream_seed
+from svae.train import TrainConfig, evaluate, fit, require_finite, stream_seed
 
 DIMS = (2, 5, 10, 20, 40)
 
@@ -211,8 +211,9 @@ def evaluate_on_test_set(model: VAE, data, config: MnistConfig) -> dict:
     model.eval()
     test_x = binarized_test_set(data.test_x, config)
     test = evaluate(model, test_x, seed=stream_seed(config.seed, _TEST_SAMPLING))
-    return {"test_ll": test_log_likelihood(model, test_x, config), "test_elbo": test["elbo"],
-            "test_re": test["recon"], "test_kl": test["kl"], **knn_scores(model, data, config)}
+    scores = {"test_ll": test_log_likelihood(model, test_x, config), "test_elbo": test["elbo"],
+              "test_re": test["recon"], "test_kl": test["kl"]}
+    return {**require_finite(scores, "the trained model's test set"), **knn_scores(model, data, config)}
 
 
 def run(config: MnistConfig, *, data_dir=None, cache_dir=None, checkpoint=None, model_path=None,
