@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from svae.experiments.mnist import PROFILES as MNIST_PROFILES
 from svae.experiments.mnist import MnistConfig, load_data, load_model, model_path, save_model, train_model
-from svae.nn.latent import latent_family
 from svae.metrics import classification_accuracy
+from svae.nn.latent import latent_family
 from svae.nn.m2 import DATA_FAMILIES, M2
 from svae.train import TrainConfig, fit, require_finite
 
