@@ -1,6 +1,8 @@
 """`svae reproduce highdim`: the grid it trains, the names of its runs, and its table."""
 import json
 
+import torch
+
 from conftest import run_svae
 from svae.experiments.highdim import grid, latent_space, reproduce, sphere_counts
 
@@ -29,7 +31,10 @@ def test_the_grid_trains_writes_its_table_and_rewrites_it_from_the_records(mirro
     out, table = tmp_path / "records", tmp_path / "highdim.md"
     options = dict(profile="smoke", seeds=1, dims=(10,), latents=("normal", "cauchy"), out_dir=out, table=table,
                    data_dir=mirror, cache_dir=cache, progress=False)
+    validating = torch.distributions.Distribution._validate_args
     text = reproduce(**options)
+    # the runs train without argument checks, in this process (one job): the caller's default is restored
+    assert torch.distributions.Distribution._validate_args == validating
     assert sorted(p.name for p in out.glob("*.json")) == ["cauchy_d10_seed0.json", "cauchy_d10_spheres2_seed0.json",
                                                            "normal_d10_seed0.json"]
     record = json.loads((out / "cauchy_d10_spheres2_seed0.json").read_text())

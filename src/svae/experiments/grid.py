@@ -172,8 +172,12 @@ def _call(task) -> str:
                 and path.stat().st_mtime >= started:
             return "done"
         torch.set_num_threads(threads)
-        torch.distributions.Distribution.set_default_validate_args(False)
-        fn(config, path)
+        validating = torch.distributions.Distribution._validate_args
+        torch.distributions.Distribution.set_default_validate_args(False)  # the checks cost time, per step
+        try:
+            fn(config, path)
+        finally:  # with jobs = 1 this runs in the caller's process: leave its default as it was
+            torch.distributions.Distribution.set_default_validate_args(validating)
         return "trained"
     finally:
         lock.release()
