@@ -13,6 +13,7 @@ from pathlib import Path
 
 from svae.experiments.grid import run_grid
 from svae.records import write_record
+from svae.train import NonFiniteLossError
 
 NAMES = ("a", "b", "c", "d")
 
@@ -21,6 +22,7 @@ NAMES = ("a", "b", "c", "d")
 class Cell:
     name: str
     seconds: float = 0.0
+    diverges: bool = False  # training raises NonFiniteLossError, as a run whose loss turned NaN
 
 
 def record_path(out_dir, cell: Cell) -> Path:
@@ -31,6 +33,8 @@ def train(cell: Cell, path: Path) -> None:
     with open(Path(path).parent / "trainings.log", "a") as log:  # one short append: atomic
         log.write(f"{cell.name} {os.getpid()}\n")
     time.sleep(cell.seconds)
+    if cell.diverges:
+        raise NonFiniteLossError(f"non-finite loss (nan) at epoch 3, step 7 of run {cell.name}")
     write_record(path, command="grid test", config=asdict(cell), metrics={"score": 1.0}, wall_time=cell.seconds)
 
 

@@ -509,3 +509,24 @@ def test_a_classifier_with_nan_logits_is_not_scored():
         metrics.classification_accuracy(logits, torch.tensor([1, 0, 1, 2]))
     with pytest.raises(ValueError, match=r"logits must have shape \(n, classes\)"):
         metrics.classification_accuracy(logits[0], torch.tensor([1]))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_diverged_run_gets_its_record_and_the_grid_goes_on(tmp_path, capsys, jobs):
+    """One NaN run stopped a whole `svae reproduce` before: the runs after it were never trained."""
+    from functools import partial
+
+    from svae.experiments.grid import records_present, run_grid
+
+    cells = [grid_worker.Cell(name, diverges=name == "b") for name in grid_worker.NAMES]
+    path_of = partial(grid_worker.record_path, tmp_path)
+    run_grid(cells, path_of, grid_worker.train, jobs=jobs, progress=False, command="grid test")
+    assert sorted(grid_worker.trainings(tmp_path)) == list("abcd")
+    record = json.loads((tmp_path / "b.json").read_text())
+    assert record["status"] == "diverged" and record["metrics"] == {} and record["command"] == "grid test"
+    assert "epoch 3, step 7" in record["error"] and record["config"]["name"] == "b"
+    assert "1 of the runs diverged" in (out := capsys.readouterr().out) and str(tmp_path / "b.json") in out
+    present, missing = records_present(cells, path_of)
+    assert [cell.name for cell, _ in present] == ["a", "c", "d"] and missing == 1
+    run_grid(cells, path_of, grid_worker.train, jobs=jobs, progress=False)  # the next call tries it again
+    assert grid_worker.trainings(tmp_path)[4:] == ["b"] and "1 another configuration or a diverged run" in capsys.readouterr().out

@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -34,7 +34,8 @@ from filelock import FileLock, Timeout
 
 from svae.atomic import atomic_write_text
 from svae.progress import progress as progress_bar
-from svae.records import code_version, config_differences
+from svae.records import code_version, config_differences, write_record
+from svae.train import NonFiniteLossError
 
 REUSE = ("same-code", "any", "none")
 
@@ -157,9 +158,10 @@ def lock_path(record: Path) -> Path:
 
 
 def _call(task) -> str:
-    """Train one run under its lock: "trained", "done" (another process wrote its record while
-    this one waited) or "held" (another process holds it and ``wait`` is False)."""
-    fn, config, path, threads, started, wait = task
+    """Train one run under its lock: "trained", "diverged" (its record says so and why), "done"
+    (another process wrote its record while this one waited) or "held" (another process holds it
+    and ``wait`` is False)."""
+    fn, config, path, threads, started, wait, command = task
     lock_path(path).parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path(path))
     try:
@@ -176,6 +178,10 @@ def _call(task) -> str:
         torch.distributions.Distribution.set_default_validate_args(False)  # the checks cost time, per step
         try:
             fn(config, path)
+        except NonFiniteLossError as error:  # one diverged run must not stop the others
+            write_record(path, command=command, config=asdict(config), metrics={}, wall_time=None,
+                         status="diverged", error=str(error))
+            return "diverged"
         finally:  # with jobs = 1 this runs in the caller's process: leave its default as it was
             torch.distributions.Distribution.set_default_validate_args(validating)
         return "trained"
@@ -192,12 +198,16 @@ def usable_cpus() -> int:
 
 
 def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int = 1, desc: str = "runs",
-             progress: bool = True, reuse: str = "same-code", first: list | None = None) -> list[Path]:
+             progress: bool = True, reuse: str = "same-code", first: list | None = None,
+             command: str = "svae reproduce") -> list[Path]:
     """``run_one(config, path)`` for every config whose record ``path_of(config)`` is not reused.
 
     ``jobs`` processes share the CPU threads. ``run_one`` must be importable (a module-level
     function). The configs in ``first`` (a subset) are all trained before the others start, e.g.
-    those that train a model the others share.
+    those that train a model the others share. A run that diverges (NonFiniteLossError) gets a
+    record with ``"status": "diverged"`` and the error, written by ``command``; the others go on,
+    and the diverged ones are listed at the end (a table leaves them out; the next call trains them
+    again).
     """
     grid = plan(configs, path_of, reuse)
     print(describe(grid, configs, path_of, reuse), flush=True)
@@ -206,9 +216,10 @@ def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int =
     first_keys = {id(c) for c in first or []}
     stages = [[c for c in grid.train if id(c) in first_keys], [c for c in grid.train if id(c) not in first_keys]]
     bar = progress_bar(total=len(configs), initial=len(grid.reused), desc=desc, enabled=progress)
+    diverged = []
 
     def run_all(todo: list, wait: bool) -> list:
-        tasks = [(run_one, c, path_of(c), threads, started, wait) for c in todo]
+        tasks = [(run_one, c, path_of(c), threads, started, wait, command) for c in todo]
         if jobs == 1:
             outcomes = map(_call, tasks)
         else:
@@ -220,6 +231,8 @@ def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int =
                 held.append(config)
             else:
                 bar.update()
+            if outcome == "diverged":
+                diverged.append(path_of(config))
         if jobs > 1:
             pool.shutdown()
         return held
@@ -231,4 +244,7 @@ def run_grid(configs: list, path_of: Callable, run_one: Callable, *, jobs: int =
                   f"{lock_path(path_of(held[0])).parent}/): waiting for them", flush=True)
             run_all(held, wait=True)
     bar.close()
+    if diverged:
+        print(f"{len(diverged)} of the runs diverged; their records say where (\"status\": \"diverged\"), the "
+              f"table leaves them out: {', '.join(str(p) for p in diverged)}", flush=True)
     return [path_of(c) for c in configs]

@@ -55,7 +55,7 @@ def reproduce(*, profile: str = "fast", seeds: int = 2, jobs: int = 1, out_dir=N
         load_mnist(data_dir=data_dir, cache_dir=cache_dir)  # verified once, before any worker starts
         run_grid(configs, partial(record_path, out_dir),
                  partial(write_run, data_dir=data_dir, cache_dir=cache_dir, command=COMMAND),
-                 jobs=jobs, desc=f"highdim {profile}", progress=progress, reuse=reuse)
+                 jobs=jobs, desc=f"highdim {profile}", progress=progress, reuse=reuse, command=COMMAND)
     return write_table(configs, out_dir, Path(table or "results/highdim.md"), profile,
                        command=_command(profile, configs, dims, latents, sphere_dof))
 

@@ -231,7 +231,7 @@ def reproduce(*, seeds: int = 10, jobs: int = 1, out_dir="results/linkpred", tab
         for dataset in datasets:  # processed once, before any worker starts
             load_planetoid(dataset, data_dir=data_dir, cache_dir=cache_dir)
         run_grid(configs, partial(record_path, out_dir), partial(write_run, data_dir=data_dir, cache_dir=cache_dir),
-                 jobs=jobs, desc="linkpred runs", progress=progress, reuse=reuse)
+                 jobs=jobs, desc="linkpred runs", progress=progress, reuse=reuse, command="svae reproduce linkpred")
     return write_table(configs, out_dir, table, sphere_dof)
 
 

@@ -270,7 +270,7 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir="
         # M1 models first (one per family, z1 and seed), so that parallel M2 runs never train the same M1
         m1_first = {(c.m1, c.z1, c.seed): c for c in configs}
         run_grid(configs, partial(record_path, out_dir), run_one, jobs=jobs, desc="M1 + M2 runs", progress=progress,
-                 reuse=reuse, first=list(m1_first.values()))
+                 reuse=reuse, first=list(m1_first.values()), command="svae reproduce m1m2")
     return write_table(configs, out_dir, Path(table or f"{out_dir}.md"), profile)
 
 

@@ -293,7 +293,7 @@ def reproduce(*, profile: str = "fast", seeds: int = 1, jobs: int = 1, out_dir=N
     if train:
         load_mnist(data_dir=data_dir, cache_dir=cache_dir)  # verified once, before any worker starts
         run_grid(configs, partial(record_path, out_dir), partial(write_run, data_dir=data_dir, cache_dir=cache_dir),
-                 jobs=jobs, desc=f"mnist {profile}", progress=progress, reuse=reuse)
+                 jobs=jobs, desc=f"mnist {profile}", progress=progress, reuse=reuse, command="svae reproduce mnist")
     return write_tables(configs, out_dir, table, profile)
 
 
