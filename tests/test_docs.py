@@ -47,7 +47,7 @@ def test_the_site_builds_without_warnings(tmp_path):
     assert (tmp_path / "highdim.html").exists() and (tmp_path / "pyro.html").exists()
 
 
-def _table_rows(text: str) -> list[list[str]]:
+def _markdown_tables(text: str) -> list[list[str]]:
     """The Markdown tables of ``text``, each as its lines (header, separator, rows)."""
     tables, current = [], []
     for line in text.splitlines() + [""]:
@@ -71,11 +71,11 @@ def test_tables_copied_from_generated_results_match_them():
                    if (ROOT / name).is_file()}
         generated = {}  # header -> (the files with a table of that header, their rows)
         for name, source in sources.items():
-            for table in _table_rows(source):
+            for table in _markdown_tables(source):
                 names, rows = generated.setdefault(table[0], ([], set()))
                 names.append(name)
                 rows.update(table[2:])
-        for table in _table_rows(text):
+        for table in _markdown_tables(text):
             if table[0] not in generated:
                 continue  # a table of the page's own, not a copy
             names, rows = generated[table[0]]

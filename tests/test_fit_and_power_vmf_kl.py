@@ -87,20 +87,12 @@ def test_fit_names_bad_shapes():
         fit_von_mises_fisher(torch.zeros(2, 0, 3))
 
 
-@pytest.fixture
-def validating():
-    """torch.distributions' default validation on for the test (as it is outside ``python -O``),
-    whatever a command run in this process before has set it to."""
-    before = torch.distributions.Distribution._validate_args
-    torch.distributions.Distribution.set_default_validate_args(True)
-    yield
-    torch.distributions.Distribution.set_default_validate_args(before)
-
-
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
-def test_fit_refuses_inputs_that_would_give_a_silently_wrong_fit(dtype, validating):
+def test_fit_refuses_inputs_that_would_give_a_silently_wrong_fit(dtype, monkeypatch):
     """Unnormalised points, NaN, negative or all-zero weights give a plausible-looking answer
     (unnormalised Gaussian points fit as kappa = 0 or as a wrong finite kappa) unless refused."""
+    # the default outside `python -O`, whatever a command run earlier in this process set it to
+    monkeypatch.setattr(torch.distributions.Distribution, "_validate_args", True)
     x = torch.nn.functional.normalize(torch.randn(2, 50, 4, dtype=torch.float64), dim=-1).to(dtype)
     fit_von_mises_fisher(x, torch.ones(2, 50, dtype=dtype))  # valid: no error
     with pytest.raises(ValueError, match=r"x must hold finite unit vectors.*1 of 100 are not.*norm 1\.1"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Distribution
 
-from svae.distributions.constraints import sphere
+from svae.distributions.constraints import nonnegative_finite, sphere
 from svae.special import iv_ratio_and_complement, wide_dtype
 
 __all__ = ["fit_von_mises_fisher"]
@@ -79,7 +79,7 @@ def _validate(x: torch.Tensor, weights: torch.Tensor | None) -> None:
                          f"{norms[0].item():.6g}): normalise them first")
     if weights is None:
         return
-    if not bool(((weights >= 0) & (weights < torch.inf)).all()):
+    if not bool(nonnegative_finite.check(weights).all()):
         raise ValueError("fit_von_mises_fisher: weights must be finite and non-negative")
     if not bool((weights.sum(-1) > 0).all()):
         raise ValueError("fit_von_mises_fisher: weights must have a positive sum for every fit (all are 0 in one)")
